@@ -1,0 +1,115 @@
+//! Command-line arguments. Raw flags become a validated [`Config`] in [`ConfigArgs::resolve`].
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use modicl_config::{Config, ConfigError};
+
+#[derive(Parser)]
+#[command(
+    name = "modicl",
+    version,
+    about = "In-context learning of modular arithmetic: data, training, sweeps and probes",
+    long_about = "modicl reproduces and extends \"Learning to grok: Emergence of in-context learning and \
+skill composition in modular arithmetic tasks\" (He, Doshi, Das, Gromov, NeurIPS 2024).\n\n\
+Configuration: defaults, then --config FILE (TOML), then each --set section.key=value in order. \
+`modicl config keys` lists every key."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Inspect and export the tasks, input split, batches and evaluation sets.
+    Data(DataArgs),
+    /// Print the resolved configuration or the list of keys.
+    Config(ConfigCmdArgs),
+}
+
+#[derive(Args)]
+pub struct DataArgs {
+    #[command(subcommand)]
+    pub command: DataCommand,
+}
+
+#[derive(Subcommand)]
+pub enum DataCommand {
+    /// Print the resolved task sets, counts, split sizes and a few rendered sequences.
+    Show(ShowArgs),
+    /// Write tasks, inputs and training batches as .npy files (readable by numpy).
+    Export(ExportArgs),
+}
+
+#[derive(Args)]
+pub struct ConfigCmdArgs {
+    #[command(subcommand)]
+    pub command: ConfigCommand,
+}
+
+#[derive(Subcommand)]
+pub enum ConfigCommand {
+    /// Print the resolved configuration as TOML (loadable with --config).
+    Show(ConfigArgs),
+    /// List every configuration key with its default, allowed values and meaning.
+    Keys,
+}
+
+/// Options shared by every command that reads a configuration.
+#[derive(Args, Clone, Default)]
+pub struct ConfigArgs {
+    /// TOML file with sections such as [task]; applied on top of the defaults.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Override one key, e.g. --set task.p=31 (repeatable; applied in order, after --config).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Pre-training task source, shorthand for --set task.source=SRC: 'generate',
+    /// 'file:PATH' (JSON or text, one task per line) or 'official:seed=S,n_base=N'
+    /// (the official code's exact lists; seeds 1, 2; n_base 2, 4, 8, 16, 32, 64, 96, 128).
+    #[arg(long, value_name = "SRC")]
+    pub tasks: Option<String>,
+}
+
+impl ConfigArgs {
+    /// The validated configuration these flags describe.
+    pub fn resolve(&self) -> Result<Config, ConfigError> {
+        let mut sets = self.set.clone();
+        if let Some(t) = &self.tasks {
+            sets.push(format!("task.source={t}"));
+        }
+        Config::resolve(self.config.as_deref(), &sets)
+    }
+}
+
+#[derive(Args)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    pub cfg: ConfigArgs,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// How many sequences of training step 0 to render (the first sequence of the first tasks).
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub sequences: usize,
+    /// How many tasks and inputs to list in the text output (JSON lists all).
+    #[arg(long, default_value_t = 12, value_name = "N")]
+    pub list: usize,
+}
+
+#[derive(Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub cfg: ConfigArgs,
+    /// Folder to write into (created if missing; existing files of the same name are replaced).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Write the training batches of steps 0..N-1.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub steps: u64,
+    /// Also write the four evaluation sets (eval_<set>_tokens.npy, eval_<set>_task.npy) with
+    /// eval.seqs_per_task sequences per task.
+    #[arg(long)]
+    pub eval: bool,
+}

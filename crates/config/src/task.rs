@@ -1,0 +1,180 @@
+//! The `task` section: which tasks, which inputs, how sequences and batches are formed.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::ConfigError;
+
+/// Where the pre-training task list comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TaskSource {
+    /// Drawn with `task.seed`: `n_base` parallelogram groups plus `n_random` random tasks.
+    Generate,
+    /// An explicit list read from a file (JSON or text, one task per line).
+    File(PathBuf),
+    /// One of the exact lists drawn by the official code (p = 29), embedded in modicl.
+    Official { seed: u64, n_base: u32 },
+}
+
+impl TaskSource {
+    /// Parses `generate`, `file:PATH` or `official:seed=S,n_base=N`.
+    pub fn parse(key: &str, s: &str) -> Result<Self, ConfigError> {
+        const ALLOWED: &str = "'generate', 'file:PATH' or 'official:seed=S,n_base=N'";
+        let s = s.trim();
+        if s == "generate" {
+            return Ok(TaskSource::Generate);
+        }
+        if let Some(path) = s.strip_prefix("file:") {
+            if path.is_empty() {
+                return Err(ConfigError::invalid(key, format!("'{s}'"), ALLOWED));
+            }
+            return Ok(TaskSource::File(PathBuf::from(path)));
+        }
+        if let Some(rest) = s.strip_prefix("official:") {
+            let (mut seed, mut n_base) = (None, None);
+            for part in rest.split(',') {
+                let (k, v) = part
+                    .split_once('=')
+                    .ok_or_else(|| ConfigError::invalid(key, format!("'{s}'"), ALLOWED))?;
+                let v: u64 = v.trim().parse().map_err(|_| {
+                    ConfigError::invalid(
+                        key,
+                        format!("'{s}'"),
+                        format!("{ALLOWED} with integer S and N"),
+                    )
+                })?;
+                match k.trim() {
+                    "seed" => seed = Some(v),
+                    "n_base" => n_base = Some(v),
+                    _ => return Err(ConfigError::invalid(key, format!("'{s}'"), ALLOWED)),
+                }
+            }
+            return match (seed, n_base) {
+                (Some(seed), Some(n)) if n <= u32::MAX as u64 => Ok(TaskSource::Official {
+                    seed,
+                    n_base: n as u32,
+                }),
+                _ => Err(ConfigError::invalid(key, format!("'{s}'"), ALLOWED)),
+            };
+        }
+        Err(ConfigError::invalid(key, format!("'{s}'"), ALLOWED))
+    }
+}
+
+impl fmt::Display for TaskSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TaskSource::Generate => write!(f, "generate"),
+            TaskSource::File(p) => write!(f, "file:{}", p.display()),
+            TaskSource::Official { seed, n_base } => {
+                write!(f, "official:seed={seed},n_base={n_base}")
+            }
+        }
+    }
+}
+
+/// How the inputs of a training batch are shared between tasks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BatchLayout {
+    /// As the official code: every task sees the identical stream of inputs within a batch;
+    /// sequence j of task t and of task t' differ only in their z tokens.
+    Shared,
+    /// Each task draws its own stream of inputs.
+    Independent,
+}
+
+impl BatchLayout {
+    pub fn parse(key: &str, s: &str) -> Result<Self, ConfigError> {
+        match s {
+            "shared" => Ok(BatchLayout::Shared),
+            "independent" => Ok(BatchLayout::Independent),
+            _ => Err(ConfigError::invalid(
+                key,
+                format!("'{s}'"),
+                "'shared' or 'independent'",
+            )),
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BatchLayout::Shared => "shared",
+            BatchLayout::Independent => "independent",
+        }
+    }
+}
+
+/// How many o.o.d. tasks to keep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OodCap {
+    /// At most this many (the official code keeps 256).
+    Count(u32),
+    /// Every task vector that is not a pre-training task.
+    All,
+}
+
+/// The `task` section.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskConfig {
+    /// Modulus p of the task family z = W·X mod p.
+    pub p: u32,
+    /// Number of input variables (length of W and X).
+    pub n_var: u32,
+    /// Parallelogram base tasks; each brings three partners (4·n_base tasks).
+    pub n_base: u32,
+    /// Further random pre-training tasks drawn from the rest.
+    pub n_random: u32,
+    /// Fraction of the p^n_var inputs used for training.
+    pub alpha: f64,
+    /// Examples (x, y, z) per sequence.
+    pub examples: u32,
+    /// Cap on the number of o.o.d. tasks.
+    pub ood_cap: OodCap,
+    /// Official compatibility: floor the o.o.d. count to a multiple of 8.
+    pub official_compat: bool,
+    /// Seed of the task draw (and, later, of model initialisation).
+    pub seed: u64,
+    /// Seed of the input split, training batches and evaluation sets.
+    pub data_seed: u64,
+    /// Sequences per training batch; must be a multiple of the number of pre-training tasks.
+    pub batch: u32,
+    /// Where the pre-training tasks come from.
+    pub source: TaskSource,
+    /// How inputs are shared between tasks in a batch.
+    pub layout: BatchLayout,
+}
+
+impl Default for TaskConfig {
+    /// The task setup of the paper's depth-4 checkpoint: p = 29, 96 parallelogram groups
+    /// (384 tasks), alpha = 0.8, 32 examples, batch 1536, seed 1, data_seed 0.
+    fn default() -> Self {
+        TaskConfig {
+            p: 29,
+            n_var: 2,
+            n_base: 96,
+            n_random: 0,
+            alpha: 0.8,
+            examples: 32,
+            ood_cap: OodCap::Count(256),
+            official_compat: false,
+            seed: 1,
+            data_seed: 0,
+            batch: 1536,
+            source: TaskSource::Generate,
+            layout: BatchLayout::Shared,
+        }
+    }
+}
+
+/// The `eval` section.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EvalConfig {
+    /// Sequences per task in each of the four evaluation sets.
+    pub seqs_per_task: u32,
+}
+
+impl Default for EvalConfig {
+    /// 16 sequences per task, the number of last-shot samples per task the official code takes.
+    fn default() -> Self {
+        EvalConfig { seqs_per_task: 16 }
+    }
+}

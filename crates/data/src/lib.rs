@@ -1,0 +1,218 @@
+//! modicl's tasks and data.
+//!
+//! Everything a run trains and evaluates on, as a pure function of its [`TaskConfig`]:
+//!
+//! - the task family z = W·X mod p ([`vectors`]);
+//! - the pre-training and o.o.d. task sets ([`TaskSets`]: the parallelogram rule, random tasks,
+//!   explicit lists, or the official lists);
+//! - one split of the p^n_var inputs into train and test inputs, shared by all tasks;
+//! - balanced training batches, where the batch of step s depends on `(data_seed, s)` alone;
+//! - the four fixed evaluation sets (i.d./o.o.d. tasks x train/test inputs).
+//!
+//! The crate has no numeric-framework dependency; tokens are `u32` ids equal to the values.
+
+pub mod batch;
+mod error;
+pub mod export;
+pub mod npy;
+pub mod rng;
+pub mod tasks;
+pub mod vectors;
+
+pub use batch::{Batch, SequenceLayout};
+pub use error::DataError;
+pub use modicl_config::{BatchLayout, ConfigError, OodCap, TaskConfig, TaskSource};
+pub use tasks::TaskSets;
+pub use vectors::{label, Space, Vectors};
+
+use rng::{Domain, Rng};
+
+/// The four evaluation sets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EvalSet {
+    /// Pre-training tasks on training inputs.
+    IdTrain,
+    /// Pre-training tasks on held-out inputs.
+    IdTest,
+    /// O.o.d. tasks on training inputs.
+    OodTrain,
+    /// O.o.d. tasks on held-out inputs.
+    OodTest,
+}
+
+impl EvalSet {
+    pub const ALL: [EvalSet; 4] = [
+        EvalSet::IdTrain,
+        EvalSet::IdTest,
+        EvalSet::OodTrain,
+        EvalSet::OodTest,
+    ];
+
+    /// `id_train`, `id_test`, `ood_train`, `ood_test`.
+    pub fn name(self) -> &'static str {
+        match self {
+            EvalSet::IdTrain => "id_train",
+            EvalSet::IdTest => "id_test",
+            EvalSet::OodTrain => "ood_train",
+            EvalSet::OodTest => "ood_test",
+        }
+    }
+}
+
+/// The train/test split of the inputs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InputSplit {
+    /// The first round(alpha · p^n_var) inputs of a seeded permutation.
+    pub train: Vectors,
+    /// The rest.
+    pub test: Vectors,
+}
+
+/// Everything derived from a task configuration.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    pub config: TaskConfig,
+    pub space: Space,
+    pub tasks: TaskSets,
+    pub inputs: InputSplit,
+    pub seq: SequenceLayout,
+    /// Things worth telling the user that are not errors (e.g. a p that is not prime).
+    pub warnings: Vec<String>,
+}
+
+impl Dataset {
+    /// Builds the task sets and the input split, checking everything that the configuration
+    /// alone could not.
+    pub fn build(cfg: &TaskConfig) -> Result<Dataset, DataError> {
+        let space = Space::new(cfg.p, cfg.n_var).ok_or_else(|| {
+            let max_dim = (1..=8u32)
+                .take_while(|&d| (cfg.p as u64).pow(d) <= vectors::MAX_SPACE)
+                .last()
+                .unwrap_or(0);
+            ConfigError::invalid(
+                "task.n_var",
+                format!("{} (with task.p = {})", cfg.n_var, cfg.p),
+                format!(
+                    "p^n_var <= {}, i.e. n_var <= {max_dim} for p = {}",
+                    vectors::MAX_SPACE,
+                    cfg.p
+                ),
+            )
+        })?;
+        let mut warnings = Vec::new();
+        if !vectors::is_prime(cfg.p) {
+            warnings.push(format!(
+                "task.p = {} is not prime: Z_p is not a field, so some tasks are not invertible and \
+                 the paper's oracles (ratio matching, modular regression) do not apply",
+                cfg.p
+            ));
+        }
+        let n = space.size as usize;
+        let n_train = (cfg.alpha * n as f64).round_ties_even() as usize;
+        if n_train == 0 || n_train >= n {
+            return Err(ConfigError::invalid(
+                "task.alpha",
+                format!("{} ({} of {} inputs for training)", cfg.alpha, n_train, n),
+                "a fraction that leaves at least one training and one test input",
+            )
+            .into());
+        }
+        let tasks = tasks::build(cfg, space)?;
+        let n_id = tasks.id.len();
+        if cfg.batch as usize % n_id != 0 {
+            let below = cfg.batch as usize / n_id * n_id;
+            let above = below + n_id;
+            let near = if below == 0 {
+                format!("{above}")
+            } else {
+                format!("{below} or {above}")
+            };
+            return Err(ConfigError::invalid(
+                "task.batch",
+                cfg.batch,
+                format!("a multiple of the {n_id} pre-training tasks (nearest: {near})"),
+            )
+            .into());
+        }
+        let mut perm: Vec<u32> = (0..space.size).collect();
+        Rng::stream(cfg.data_seed, Domain::InputSplit, 0).partial_shuffle(&mut perm, n);
+        let inputs = InputSplit {
+            train: space.vectors(&perm[..n_train]),
+            test: space.vectors(&perm[n_train..]),
+        };
+        Ok(Dataset {
+            config: cfg.clone(),
+            space,
+            tasks,
+            inputs,
+            seq: SequenceLayout {
+                n_var: cfg.n_var as usize,
+                examples: cfg.examples as usize,
+            },
+            warnings,
+        })
+    }
+
+    pub fn n_id(&self) -> usize {
+        self.tasks.id.len()
+    }
+    pub fn n_ood(&self) -> usize {
+        self.tasks.ood.len()
+    }
+    /// Sequences of each pre-training task in a training batch.
+    pub fn seqs_per_task(&self) -> usize {
+        self.config.batch as usize / self.n_id()
+    }
+
+    /// The training batch of `step`: a pure function of `(data_seed, step)`.
+    pub fn train_batch(&self, step: u64) -> Batch {
+        let mut b = Batch::default();
+        self.fill_train_batch(step, &mut b);
+        b
+    }
+
+    /// [`Dataset::train_batch`] into an existing buffer, allocating nothing once it has the shape.
+    pub fn fill_train_batch(&self, step: u64, out: &mut Batch) {
+        let mut rng = Rng::stream(self.config.data_seed, Domain::TrainBatch, step);
+        batch::fill(
+            out,
+            &self.tasks.id,
+            &self.inputs.train,
+            self.space.p,
+            self.seq,
+            self.seqs_per_task(),
+            self.config.layout,
+            &mut rng,
+        );
+    }
+
+    /// The tasks and inputs of an evaluation set.
+    pub fn eval_parts(&self, set: EvalSet) -> (&Vectors, &Vectors) {
+        match set {
+            EvalSet::IdTrain => (&self.tasks.id, &self.inputs.train),
+            EvalSet::IdTest => (&self.tasks.id, &self.inputs.test),
+            EvalSet::OodTrain => (&self.tasks.ood, &self.inputs.train),
+            EvalSet::OodTest => (&self.tasks.ood, &self.inputs.test),
+        }
+    }
+
+    /// A fixed evaluation set: `per_task` sequences of every task of the set, task-major, with
+    /// every example drawn from the set's inputs (context and query alike). A pure function of
+    /// `(data_seed, set, per_task)`; uses the configured batch layout.
+    pub fn eval_set(&self, set: EvalSet, per_task: usize) -> Batch {
+        let (tasks, inputs) = self.eval_parts(set);
+        let mut rng = Rng::stream(self.config.data_seed, Domain::EvalSet, set as u64);
+        let mut b = Batch::default();
+        batch::fill(
+            &mut b,
+            tasks,
+            inputs,
+            self.space.p,
+            self.seq,
+            per_task,
+            self.config.layout,
+            &mut rng,
+        );
+        b
+    }
+}
