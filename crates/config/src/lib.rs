@@ -237,12 +237,19 @@ impl Config {
 
     /// Applies every key of a TOML document (sections of keys) on top of `self`.
     pub fn merge_toml(&mut self, text: &str, origin: &str) -> Result<(), ConfigError> {
-        let table: toml::Table = text
-            .parse()
-            .map_err(|e: toml::de::Error| ConfigError::Toml {
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            let msg = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+            ConfigError::Toml {
                 path: origin.to_string(),
-                reason: e.message().to_string(),
-            })?;
+                reason: match line {
+                    Some(l) => format!("line {l}: {msg}"),
+                    None => msg,
+                },
+            }
+        })?;
         for (section, body) in &table {
             let Value::Table(body) = body else {
                 return Err(ConfigError::UnknownKey {

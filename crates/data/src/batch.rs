@@ -69,22 +69,32 @@ impl Batch {
     }
 }
 
-/// Fills `out` with `per_task` sequences of every task in `tasks`, task-major (row r belongs to
-/// task r / per_task), inputs drawn uniformly with replacement from `inputs`.
+/// What a batch is drawn from: `per_task` sequences of each of `tasks`, inputs from `inputs`.
+pub(crate) struct Draw<'a> {
+    pub tasks: &'a Vectors,
+    pub inputs: &'a Vectors,
+    pub per_task: usize,
+}
+
+/// Fills `out` with `per_task` sequences of every task of `draw`, task-major (row r belongs to
+/// task r / per_task), inputs drawn uniformly with replacement from `draw.inputs`.
 ///
 /// With [`BatchLayout::Shared`] the input stream is drawn once and reused by every task, so
 /// sequence j of every task has the same inputs and differs only in the labels. Allocates
 /// nothing once `out` has the right shape.
 pub(crate) fn fill(
     out: &mut Batch,
-    tasks: &Vectors,
-    inputs: &Vectors,
+    draw: Draw<'_>,
     p: u32,
     seq: SequenceLayout,
-    per_task: usize,
     layout: BatchLayout,
     rng: &mut Rng,
 ) {
+    let Draw {
+        tasks,
+        inputs,
+        per_task,
+    } = draw;
     let (ex, k, n_var) = (seq.example_len(), seq.examples, seq.n_var);
     let seq_len = seq.seq_len();
     out.reshape(tasks.len() * per_task, seq_len);

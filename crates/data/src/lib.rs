@@ -176,11 +176,13 @@ impl Dataset {
         let mut rng = Rng::stream(self.config.data_seed, Domain::TrainBatch, step);
         batch::fill(
             out,
-            &self.tasks.id,
-            &self.inputs.train,
+            batch::Draw {
+                tasks: &self.tasks.id,
+                inputs: &self.inputs.train,
+                per_task: self.seqs_per_task(),
+            },
             self.space.p,
             self.seq,
-            self.seqs_per_task(),
             self.config.layout,
             &mut rng,
         );
@@ -205,11 +207,13 @@ impl Dataset {
         let mut b = Batch::default();
         batch::fill(
             &mut b,
-            tasks,
-            inputs,
+            batch::Draw {
+                tasks,
+                inputs,
+                per_task,
+            },
             self.space.p,
             self.seq,
-            per_task,
             self.config.layout,
             &mut rng,
         );

@@ -92,7 +92,7 @@ mod tests {
             assert_eq!(bytes[10 + hlen - 1], b'\n');
             assert_eq!(decode_i64(&bytes).unwrap(), (shape, data));
         }
-        let one = encode_i64(&[5], 0..5);
+        let one = encode_i64(&[5], [0i64; 5].into_iter());
         assert!(std::str::from_utf8(&one[10..70])
             .unwrap()
             .contains("'shape': (5,)"));

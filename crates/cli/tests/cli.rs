@@ -1,0 +1,387 @@
+//! Runs the `modicl` binary in a temporary directory and checks output and exit codes.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use modicl_data::npy::decode_i64;
+
+fn modicl(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_modicl"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Expects exit status 2 and a one-line error that contains every `needles`.
+fn bad_input(dir: &Path, args: &[&str], needles: &[&str]) {
+    let o = modicl(dir, args);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: stderr {err}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "{args:?}: one line expected, got {err}"
+    );
+    assert!(err.starts_with("error: "), "{err}");
+    for n in needles {
+        assert!(err.contains(n), "{args:?}: '{n}' not in {err}");
+    }
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+fn json(dir: &Path, args: &[&str]) -> serde_json::Value {
+    let o = modicl(dir, args);
+    assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    serde_json::from_str(&stdout(&o)).expect("valid JSON")
+}
+
+#[test]
+fn show_prints_counts_and_sequences() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = modicl(dir.path(), &["data", "show"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    for needle in [
+        "i.d. tasks    384 (96 parallelogram groups",
+        "o.o.d. tasks  256",
+        "673 train",
+        "168 test",
+        "layout shared",
+        "row     0",
+    ] {
+        assert!(out.contains(needle), "'{needle}' missing from:\n{out}");
+    }
+}
+
+#[test]
+fn show_json_has_the_documented_keys_and_paper_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = json(
+        dir.path(),
+        &[
+            "data",
+            "show",
+            "--json",
+            "--set",
+            "task.n_base=128",
+            "--set",
+            "task.alpha=0.6",
+            "--set",
+            "task.batch=1024",
+        ],
+    );
+    assert_eq!(v["n_id_tasks"], 512);
+    assert_eq!(v["n_ood_tasks"], 256);
+    assert_eq!(v["n_train_inputs"], 505);
+    assert_eq!(v["n_test_inputs"], 336);
+    assert_eq!(v["id_tasks"].as_array().unwrap().len(), 512);
+    assert_eq!(v["ood_tasks"].as_array().unwrap().len(), 256);
+    assert_eq!(v["config"]["task.batch"], 1024);
+    let seq = &v["sample_sequences"][0];
+    let (a, b) = (
+        seq["task"][0].as_u64().unwrap(),
+        seq["task"][1].as_u64().unwrap(),
+    );
+    for e in seq["tokens"].as_array().unwrap().chunks(3) {
+        let (x, y, z) = (
+            e[0].as_u64().unwrap(),
+            e[1].as_u64().unwrap(),
+            e[2].as_u64().unwrap(),
+        );
+        assert_eq!(z, (a * x + b * y) % 29);
+    }
+}
+
+#[test]
+fn official_lists_via_tasks_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = json(
+        dir.path(),
+        &[
+            "data",
+            "show",
+            "--json",
+            "--tasks",
+            "official:seed=1,n_base=96",
+        ],
+    );
+    assert_eq!(v["n_id_tasks"], 384);
+    assert_eq!(v["n_ood_tasks"], 256);
+    let ood = v["ood_tasks"].as_array().unwrap();
+    assert!(
+        ood.contains(&serde_json::json!([6, 6])),
+        "(6, 6) must be o.o.d."
+    );
+    assert_eq!(v["id_tasks"][0], serde_json::json!([4, 21]));
+}
+
+#[test]
+fn config_file_and_overrides_compose_and_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("c.toml"),
+        "[task]\np = 31\nn_base = 8\nbatch = 64\n",
+    )
+    .unwrap();
+    let v = json(
+        dir.path(),
+        &[
+            "data",
+            "show",
+            "--json",
+            "--config",
+            "c.toml",
+            "--set",
+            "task.alpha=0.5",
+        ],
+    );
+    assert_eq!(
+        (v["p"].as_u64(), v["n_id_tasks"].as_u64()),
+        (Some(31), Some(32))
+    );
+    assert_eq!(v["n_train_inputs"], 480); // round_half_even(0.5 · 961) = 480
+    let o = modicl(
+        dir.path(),
+        &[
+            "config",
+            "show",
+            "--config",
+            "c.toml",
+            "--set",
+            "task.alpha=0.5",
+        ],
+    );
+    std::fs::write(dir.path().join("resolved.toml"), o.stdout).unwrap();
+    let w = json(
+        dir.path(),
+        &["data", "show", "--json", "--config", "resolved.toml"],
+    );
+    assert_eq!(v, w, "the printed config reproduces the run");
+    let keys = stdout(&modicl(dir.path(), &["config", "keys"]));
+    assert!(
+        keys.contains("task.alpha = 0.8")
+            && keys.contains("allowed: a number in the open interval (0, 1)")
+    );
+}
+
+#[test]
+fn export_writes_numpy_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = modicl(
+        dir.path(),
+        &[
+            "data",
+            "export",
+            "--out",
+            "ex",
+            "--steps",
+            "3",
+            "--eval",
+            "--set",
+            "task.n_base=8",
+            "--set",
+            "task.batch=64",
+            "--set",
+            "eval.seqs_per_task=2",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let read =
+        |name: &str| decode_i64(&std::fs::read(dir.path().join("ex").join(name)).unwrap()).unwrap();
+    let (s, id) = read("id_tasks.npy");
+    assert_eq!(s, [32, 2]);
+    let (s, _) = read("ood_tasks.npy");
+    assert_eq!(s, [256, 2]);
+    let (s, train) = read("train_inputs.npy");
+    let (t, _) = read("test_inputs.npy");
+    assert_eq!((s[0] + t[0], s[1]), (841, 2));
+    for step in 0..3 {
+        let (s, tokens) = read(&format!("batch_{step}_tokens.npy"));
+        assert_eq!(s, [64, 96]);
+        let (s, task) = read(&format!("batch_{step}_task.npy"));
+        assert_eq!(s, [64]);
+        for (r, &t) in task.iter().enumerate() {
+            let (a, b) = (id[2 * t as usize], id[2 * t as usize + 1]);
+            for e in tokens[r * 96..(r + 1) * 96].chunks(3) {
+                assert_eq!(e[2], (a * e[0] + b * e[1]) % 29);
+                assert!(
+                    train.chunks(2).any(|x| x == &e[..2]),
+                    "training inputs only"
+                );
+            }
+        }
+    }
+    assert!(!dir.path().join("ex/batch_3_tokens.npy").exists());
+    let (s, _) = read("eval_ood_test_tokens.npy");
+    assert_eq!(s, [512, 96]);
+    let (s, _) = read("eval_id_train_task.npy");
+    assert_eq!(s, [64]);
+    let cfg = std::fs::read_to_string(dir.path().join("ex/config.toml")).unwrap();
+    assert!(cfg.contains("n_base = 8"));
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("ex"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left behind");
+    // Same config, same bytes.
+    let o = modicl(
+        dir.path(),
+        &[
+            "data",
+            "export",
+            "--out",
+            "ex2",
+            "--steps",
+            "3",
+            "--set",
+            "task.n_base=8",
+            "--set",
+            "task.batch=64",
+        ],
+    );
+    assert!(o.status.success());
+    for f in ["id_tasks.npy", "batch_2_tokens.npy", "train_inputs.npy"] {
+        assert_eq!(
+            std::fs::read(dir.path().join("ex").join(f)).unwrap(),
+            std::fs::read(dir.path().join("ex2").join(f)).unwrap(),
+            "{f}"
+        );
+    }
+}
+
+#[test]
+fn bad_input_is_a_one_line_error_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    bad_input(
+        d,
+        &["data", "show", "--set", "task.p=1"],
+        &["task.p = 1", "2..=65536"],
+    );
+    bad_input(
+        d,
+        &["data", "show", "--set", "task.alpha=1.5"],
+        &["task.alpha = 1.5", "(0, 1)"],
+    );
+    bad_input(
+        d,
+        &["data", "show", "--set", "task.alpha=0"],
+        &["task.alpha = 0"],
+    );
+    bad_input(
+        d,
+        &["data", "show", "--set", "task.n_base=300"],
+        &["task.n_base = 300", "<= p^n_var - 1 = 840"],
+    );
+    bad_input(
+        d,
+        &["data", "show", "--set", "task.n_random=700"],
+        &["task.n_base", "n_random 700"],
+    );
+    bad_input(
+        d,
+        &["data", "show", "--set", "task.examples=0"],
+        &["task.examples = 0", "1..=4096"],
+    );
+    bad_input(
+        d,
+        &["data", "show", "--set", "task.batch=1000"],
+        &["task.batch = 1000", "multiple of the 384", "768 or 1152"],
+    );
+    bad_input(
+        d,
+        &["data", "show", "--set", "task.nbase=3"],
+        &["unknown key task.nbase", "task.n_base"],
+    );
+    bad_input(
+        d,
+        &["data", "show", "--set", "task.p"],
+        &["malformed override"],
+    );
+    bad_input(
+        d,
+        &["data", "show", "--tasks", "file:missing.txt"],
+        &["task.source = 'file:missing.txt'", "cannot read"],
+    );
+    bad_input(
+        d,
+        &["data", "show", "--tasks", "official:seed=7,n_base=96"],
+        &["official:seed=1,n_base=2"],
+    );
+    bad_input(
+        d,
+        &["data", "show", "--tasks", "elsewhere"],
+        &["task.source = 'elsewhere'"],
+    );
+    std::fs::write(d.join("bad.txt"), "1 2\n3 99\n").unwrap();
+    bad_input(
+        d,
+        &["data", "show", "--tasks", "file:bad.txt"],
+        &["line 2", "component 99 outside 0..=28"],
+    );
+    std::fs::write(d.join("bad.json"), "{\"pretrain\": []}").unwrap();
+    bad_input(
+        d,
+        &["data", "show", "--tasks", "file:bad.json"],
+        &["pretrain_tasks"],
+    );
+    std::fs::write(d.join("bad.toml"), "[task\n").unwrap();
+    bad_input(
+        d,
+        &["data", "show", "--config", "bad.toml"],
+        &["bad.toml: not valid TOML"],
+    );
+    bad_input(
+        d,
+        &["data", "show", "--config", "nope.toml"],
+        &["cannot read config file nope.toml"],
+    );
+    std::fs::write(d.join("range.toml"), "[task]\nalpha = 2.0\n").unwrap();
+    bad_input(
+        d,
+        &["data", "show", "--config", "range.toml"],
+        &["task.alpha = 2.0"],
+    );
+    // clap's own usage errors also exit 2.
+    assert_eq!(
+        modicl(d, &["data", "show", "--bogus"]).status.code(),
+        Some(2)
+    );
+    assert_eq!(
+        modicl(d, &["data", "show", "--help"]).status.code(),
+        Some(0)
+    );
+}
+
+#[test]
+fn non_prime_modulus_warns_but_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = modicl(dir.path(), &["data", "show", "--set", "task.p=28"]);
+    assert!(o.status.success());
+    assert!(stderr(&o).contains("warning: task.p = 28 is not prime"));
+    let o = modicl(dir.path(), &["data", "show", "--set", "task.p=31"]);
+    assert!(!stderr(&o).contains("warning"));
+}
+
+#[test]
+fn export_to_an_unwritable_place_fails_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("file"), "").unwrap();
+    let o = modicl(dir.path(), &["data", "export", "--out", "file/sub"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).starts_with("error: exporting to file/sub: cannot write"),
+        "{}",
+        stderr(&o)
+    );
+}
