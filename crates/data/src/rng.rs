@@ -22,6 +22,8 @@ pub enum Domain {
     TrainBatch = 5,
     /// Evaluation set (keyed by `data_seed`, index = set number).
     EvalSet = 6,
+    /// Model weight initialisation (keyed by `seed`).
+    ModelInit = 7,
 }
 
 /// xoshiro256++.
@@ -81,6 +83,13 @@ impl Rng {
             }
         }
         (m >> 32) as u32
+    }
+
+    /// Standard normal (Box-Muller on two 53-bit uniforms, computed in f64).
+    pub fn normal(&mut self) -> f64 {
+        let u1 = ((self.next_u64() >> 11) + 1) as f64 * (1.0 / (1u64 << 53) as f64);
+        let u2 = (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
     }
 
     /// Shuffles the first `k` places of `v` (front-to-back Fisher-Yates): the first `k`
