@@ -26,6 +26,28 @@ pub enum Command {
     Data(DataArgs),
     /// Print the resolved configuration or the list of keys.
     Config(ConfigCmdArgs),
+    /// Time full training steps (forward, backward, AdamW) at a reference model size.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Reference config: 'small' (d 256, 4 heads, 2 blocks, batch 64) or 'paper' (d 512,
+    /// 4 heads, 4 blocks, batch 128); both 32 examples per sequence, vocabulary 47.
+    #[arg(long, default_value = "small", value_parser = ["small", "paper"])]
+    pub model: String,
+    /// Timed steps (median reported); default 10 for small, 3 for paper.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100000))]
+    pub steps: Option<u32>,
+    /// Untimed warm-up steps before timing.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub warmup: u32,
+    /// Worker threads (default: all cores).
+    #[arg(long, value_name = "T", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: Option<u32>,
+    /// Print one JSON object (ms_per_step, tokens_per_s, gflops, peak_rss_mb, ...).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]

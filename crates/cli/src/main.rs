@@ -1,6 +1,7 @@
 //! The `modicl` command line.
 
 mod args;
+mod bench_cmd;
 mod data_cmd;
 
 use std::process::ExitCode;
@@ -24,6 +25,7 @@ fn run(cli: args::Cli) -> anyhow::Result<()> {
             args::DataCommand::Show(a) => data_cmd::show(&a),
             args::DataCommand::Export(a) => data_cmd::export(&a),
         },
+        args::Command::Bench(b) => bench_cmd::bench(&b),
         args::Command::Config(c) => match c.command {
             args::ConfigCommand::Show(a) => {
                 print!("{}", a.resolve()?.to_toml());

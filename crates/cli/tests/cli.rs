@@ -385,3 +385,41 @@ fn export_to_an_unwritable_place_fails_cleanly() {
         stderr(&o)
     );
 }
+
+#[test]
+fn bench_reports_the_documented_json_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = json(
+        dir.path(),
+        &[
+            "bench",
+            "--model",
+            "small",
+            "--steps",
+            "1",
+            "--warmup",
+            "0",
+            "--threads",
+            "1",
+            "--json",
+        ],
+    );
+    for key in ["ms_per_step", "tokens_per_s", "gflops", "peak_rss_mb"] {
+        assert!(v[key].as_f64().is_some_and(|x| x > 0.0), "{key} in {v}");
+    }
+    assert_eq!(v["model"], "small");
+    assert_eq!(v["threads"], 1);
+    assert_eq!(v["params"], 1_587_456, "d 256, 2 blocks, vocab 47, tied");
+    assert_eq!(
+        modicl(dir.path(), &["bench", "--model", "huge"])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        modicl(dir.path(), &["bench", "--threads", "0"])
+            .status
+            .code(),
+        Some(2)
+    );
+}

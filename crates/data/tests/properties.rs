@@ -165,13 +165,20 @@ proptest! {
         prop_assert_eq!(&a.inputs, &b.inputs);
         prop_assert_eq!(a.train_batch(step), b.train_batch(step));
         prop_assert_eq!(a.eval_set(EvalSet::OodTest, 3), b.eval_set(EvalSet::OodTest, 3));
-        prop_assert_ne!(a.train_batch(step), a.train_batch(step + 1));
+        // Two batches can coincide by chance only when they hold few random draws.
+        let draws = cfg.examples as usize * cfg.batch as usize / a.n_id();
+        let enough = draws >= 16 && a.inputs.train.len() >= 16;
+        if enough {
+            prop_assert_ne!(a.train_batch(step), a.train_batch(step + 1));
+        }
 
         let mut other = cfg.clone();
         other.data_seed = cfg.data_seed.wrapping_add(1) & (i64::MAX as u64);
         let c = Dataset::build(&other).unwrap();
         prop_assert_eq!(&a.tasks, &c.tasks, "data_seed must not move the tasks");
-        prop_assert_ne!(a.train_batch(step), c.train_batch(step));
+        if enough {
+            prop_assert_ne!(a.train_batch(step), c.train_batch(step));
+        }
         if cfg.p * cfg.p > 30 {
             prop_assert_ne!(&a.inputs, &c.inputs);
         }

@@ -11,6 +11,7 @@
 //! another implementation of the same ops over the same buffers.
 
 pub mod adamw;
+pub mod bench;
 pub mod model;
 pub mod ops;
 pub mod params;

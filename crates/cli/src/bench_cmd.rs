@@ -1,0 +1,61 @@
+//! `modicl bench`.
+
+use anyhow::Context;
+use modicl_engine::bench::{self, BenchSpec};
+use serde_json::json;
+
+use crate::args::BenchArgs;
+
+pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
+    let spec = BenchSpec::named(&a.model).expect("clap restricts the names");
+    let steps = a.steps.map_or(spec.default_steps, |s| s as usize);
+    let mut pool = rayon::ThreadPoolBuilder::new();
+    if let Some(t) = a.threads {
+        pool = pool.num_threads(t as usize);
+    }
+    let pool = pool.build().context("starting the thread pool")?;
+    let bar = indicatif::ProgressBar::new((a.warmup as usize + steps) as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "bench {msg} {bar:30} {pos}/{len} steps, eta {eta}",
+        )
+        .expect("valid template"),
+    );
+    bar.set_message(spec.name);
+    let tick = || bar.inc(1);
+    let r = pool.install(|| bench::run(&spec, a.warmup as usize, steps, &tick))?;
+    bar.finish_and_clear();
+    if a.json {
+        println!(
+            "{}",
+            json!({
+                "model": r.model,
+                "threads": r.threads,
+                "ms_per_step": r.ms_per_step,
+                "step_ms_all": r.step_ms_all,
+                "tokens_per_s": r.tokens_per_s,
+                "gflops": r.gflops,
+                "peak_rss_mb": r.peak_rss_mb,
+                "params": r.params,
+                "batch": spec.batch,
+                "loss_first": r.loss_first,
+                "loss_last": r.loss_last,
+            })
+        );
+    } else {
+        println!(
+            "{}: {} params, batch {} x {} tokens, {} threads\n  {:.1} ms/step (median of {}), {:.0} tokens/s, {:.1} GFLOP/s, peak RSS {:.0} MB",
+            r.model,
+            r.params,
+            spec.batch,
+            3 * spec.examples - 1,
+            r.threads,
+            r.ms_per_step,
+            r.step_ms_all.len(),
+            r.tokens_per_s,
+            r.gflops,
+            r.peak_rss_mb
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,133 @@
+//! Timing one full training step (forward, backward, AdamW) at the reference configs.
+
+use std::time::Instant;
+
+use modicl_data::{Dataset, TaskConfig};
+
+use crate::{step_flops, AdamW, AdamWConfig, EngineError, Model, ModelConfig, Workspace};
+
+/// A benchmark configuration.
+#[derive(Clone, Debug)]
+pub struct BenchSpec {
+    pub name: &'static str,
+    pub model: ModelConfig,
+    pub batch: usize,
+    /// Examples per sequence (the model reads 3k − 1 tokens).
+    pub examples: usize,
+    pub default_steps: usize,
+}
+
+impl BenchSpec {
+    /// `small`: d 256, 4 heads, 2 blocks, batch 64; `paper`: d 512, 4 heads, 4 blocks, batch 128;
+    /// both with 32 examples per sequence and the official vocabulary for p = 29 (47).
+    pub fn named(name: &str) -> Option<BenchSpec> {
+        match name {
+            "small" => Some(BenchSpec {
+                name: "small",
+                model: ModelConfig::official(29, 256, 4, 2),
+                batch: 64,
+                examples: 32,
+                default_steps: 10,
+            }),
+            "paper" => Some(BenchSpec {
+                name: "paper",
+                model: ModelConfig::official(29, 512, 4, 4),
+                batch: 128,
+                examples: 32,
+                default_steps: 3,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// What one benchmark measured.
+#[derive(Clone, Debug)]
+pub struct BenchResult {
+    pub model: String,
+    pub threads: usize,
+    /// Median over the timed steps.
+    pub ms_per_step: f64,
+    pub step_ms_all: Vec<f64>,
+    pub tokens_per_s: f64,
+    pub gflops: f64,
+    pub peak_rss_mb: f64,
+    pub params: usize,
+    pub loss_first: f32,
+    pub loss_last: f32,
+}
+
+/// Peak resident memory of this process so far (Linux; 0 elsewhere).
+pub fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Runs `warmup` untimed and `steps` timed training steps on real batches of the paper's data
+/// (8 tasks, p = 29), in the current rayon pool; `tick` is called after every step.
+pub fn run(
+    spec: &BenchSpec,
+    warmup: usize,
+    steps: usize,
+    tick: &dyn Fn(),
+) -> Result<BenchResult, EngineError> {
+    let task = TaskConfig {
+        n_base: 2,
+        batch: spec.batch as u32,
+        examples: spec.examples as u32,
+        ..TaskConfig::default()
+    };
+    let ds = Dataset::build(&task).map_err(|e| EngineError::Config(e.to_string()))?;
+    let positions: Vec<usize> = ds.seq.target_positions().collect();
+    let (s, t) = (ds.seq.seq_len(), ds.seq.input_len());
+    let mut model = Model::new(spec.model.clone(), 1)?;
+    let mut ws = Workspace::new(&spec.model, spec.batch, t);
+    let mut grads = vec![0f32; model.layout.total];
+    let mut opt = AdamW::new(AdamWConfig::default(), model.layout.total);
+    let layout = model.layout.clone();
+    let mut times = Vec::with_capacity(steps);
+    let (mut first, mut last) = (0.0, 0.0);
+    let mut batch = ds.train_batch(0);
+    for i in 0..warmup + steps {
+        ds.fill_train_batch(i as u64, &mut batch);
+        let start = Instant::now();
+        let loss = model.forward(&mut ws, &batch.tokens, s, &positions, None)?;
+        model.backward(&mut ws, &mut grads);
+        opt.update(&mut model.params, &grads, &layout, 1.5e-4);
+        let ms = start.elapsed().as_secs_f64() * 1e3;
+        if i == 0 {
+            first = loss.mean;
+        }
+        last = loss.mean;
+        if i >= warmup {
+            times.push(ms);
+        }
+        tick();
+    }
+    let mut sorted = times.clone();
+    sorted.sort_by(f64::total_cmp);
+    let ms = if sorted.is_empty() {
+        f64::NAN
+    } else {
+        sorted[sorted.len() / 2]
+    };
+    Ok(BenchResult {
+        model: spec.name.to_string(),
+        threads: rayon::current_num_threads(),
+        ms_per_step: ms,
+        step_ms_all: times,
+        tokens_per_s: (spec.batch * t) as f64 / (ms / 1e3),
+        gflops: step_flops(&spec.model, spec.batch, t) / (ms / 1e3) / 1e9,
+        peak_rss_mb: peak_rss_mb(),
+        params: layout.total,
+        loss_first: first,
+        loss_last: last,
+    })
+}
