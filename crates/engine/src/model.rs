@@ -641,6 +641,14 @@ fn two(g: &mut [f32], w: usize, b: usize, d: usize) -> (&mut [f32], &mut [f32]) 
     g[w..w + 2 * d].split_at_mut(d)
 }
 
+/// Row blocks for causal attention: query rows `r0..r1` attend to keys `0..r1` only, so the
+/// products skip most of the masked upper triangle.
+fn causal_blocks(t: usize) -> impl Iterator<Item = (usize, usize)> {
+    const BLOCKS: usize = 3;
+    let step = t.div_ceil(BLOCKS).max(1);
+    (0..t).step_by(step).map(move |r0| (r0, (r0 + step).min(t)))
+}
+
 /// Causal attention of every (sequence, head): P = softmax(QKᵀ/√dh) masked, Z = P·V.
 fn attention_fwd(qkv: &[f32], att: &mut [f32], z: &mut [f32], t: usize, d: usize, h: usize) {
     let dh = d / h;
@@ -649,28 +657,31 @@ fn attention_fwd(qkv: &[f32], att: &mut [f32], z: &mut [f32], t: usize, d: usize
     att.par_chunks_mut(t * t).enumerate().for_each(|(bh, s)| {
         let (seq, head) = (bh / h, bh % h);
         let q = (seq * t) * 3 * d + head * dh;
-        gemm(
-            t,
-            t,
-            dh,
-            s,
-            0,
-            t,
-            View {
+        for (r0, r1) in causal_blocks(t) {
+            let qv = View {
                 data: qkv,
-                off: q,
+                off: q + r0 * 3 * d,
                 rs: 3 * d,
                 cs: 1,
-            },
-            View {
-                data: qkv,
-                off: q + d,
-                rs: 1,
-                cs: 3 * d,
-            },
-            false,
-            Par::Seq,
-        );
+            };
+            gemm(
+                r1 - r0,
+                r1,
+                dh,
+                s,
+                r0 * t,
+                t,
+                qv,
+                View {
+                    data: qkv,
+                    off: q + d,
+                    rs: 1,
+                    cs: 3 * d,
+                },
+                false,
+                Par::Seq,
+            );
+        }
         for i in 0..t {
             let row = &mut s[i * t..(i + 1) * t];
             let m = row[..=i].iter().fold(f32::NEG_INFINITY, |a, &x| a.max(x)) * scale;
@@ -683,24 +694,26 @@ fn attention_fwd(qkv: &[f32], att: &mut [f32], z: &mut [f32], t: usize, d: usize
             row[..=i].iter_mut().for_each(|x| *x *= inv);
             row[i + 1..].fill(0.0);
         }
-        // SAFETY: head `head` of sequence `seq` owns columns head·dh.. of rows seq·t.. of z.
-        unsafe {
-            gemm_ptr(
-                t,
-                dh,
-                t,
-                zp.get().add(seq * t * d + head * dh),
-                d,
-                View::rm(s, 0, t),
-                View {
-                    data: qkv,
-                    off: q + 2 * d,
-                    rs: 3 * d,
-                    cs: 1,
-                },
-                false,
-                Par::Seq,
-            );
+        for (r0, r1) in causal_blocks(t) {
+            // SAFETY: head `head` of sequence `seq` owns columns head·dh.. of rows seq·t.. of z.
+            unsafe {
+                gemm_ptr(
+                    r1 - r0,
+                    dh,
+                    r1,
+                    zp.get().add((seq * t + r0) * d + head * dh),
+                    d,
+                    View::rm(s, r0 * t, t),
+                    View {
+                        data: qkv,
+                        off: q + 2 * d,
+                        rs: 3 * d,
+                        cs: 1,
+                    },
+                    false,
+                    Par::Seq,
+                );
+            }
         }
     });
 }
@@ -725,30 +738,32 @@ fn attention_bwd(
         let q = (seq * t) * 3 * d + head * dh;
         let zo = seq * t * d + head * dh;
         let p = &att[bh * t * t..(bh + 1) * t * t];
-        // dP = dZ·Vᵀ.
-        gemm(
-            t,
-            t,
-            dh,
-            ds,
-            0,
-            t,
-            View {
-                data: dz,
-                off: zo,
-                rs: d,
-                cs: 1,
-            },
-            View {
-                data: qkv,
-                off: q + 2 * d,
-                rs: 1,
-                cs: 3 * d,
-            },
-            false,
-            Par::Seq,
-        );
-        // dS = P ⊙ (dP − rowsum(P ⊙ dP)) · scale.
+        // dP = dZ·Vᵀ on the causal blocks.
+        for (r0, r1) in causal_blocks(t) {
+            gemm(
+                r1 - r0,
+                r1,
+                dh,
+                ds,
+                r0 * t,
+                t,
+                View {
+                    data: dz,
+                    off: zo + r0 * d,
+                    rs: d,
+                    cs: 1,
+                },
+                View {
+                    data: qkv,
+                    off: q + 2 * d,
+                    rs: 1,
+                    cs: 3 * d,
+                },
+                false,
+                Par::Seq,
+            );
+        }
+        // dS = P ⊙ (dP − rowsum(P ⊙ dP)) · scale; zero above the diagonal.
         for i in 0..t {
             let (pr, dr) = (&p[i * t..(i + 1) * t], &mut ds[i * t..(i + 1) * t]);
             let dot: f32 = pr[..=i].iter().zip(&dr[..=i]).map(|(a, b)| a * b).sum();
@@ -760,65 +775,69 @@ fn attention_bwd(
         // SAFETY: this (sequence, head) owns its q, k, v columns of rows seq·t.. of dqkv.
         unsafe {
             let base = dp.get().add(q);
-            // dV = Pᵀ·dZ, dQ = dS·K, dK = dSᵀ·Q.
-            gemm_ptr(
-                t,
-                dh,
-                t,
-                base.add(2 * d),
-                3 * d,
-                View {
-                    data: p,
-                    off: 0,
-                    rs: 1,
-                    cs: t,
-                },
-                View {
-                    data: dz,
-                    off: zo,
-                    rs: d,
-                    cs: 1,
-                },
-                false,
-                Par::Seq,
-            );
-            gemm_ptr(
-                t,
-                dh,
-                t,
-                base,
-                3 * d,
-                View::rm(ds, 0, t),
-                View {
-                    data: qkv,
-                    off: q + d,
-                    rs: 3 * d,
-                    cs: 1,
-                },
-                false,
-                Par::Seq,
-            );
-            gemm_ptr(
-                t,
-                dh,
-                t,
-                base.add(d),
-                3 * d,
-                View {
-                    data: ds,
-                    off: 0,
-                    rs: 1,
-                    cs: t,
-                },
-                View {
-                    data: qkv,
-                    off: q,
-                    rs: 3 * d,
-                    cs: 1,
-                },
-                false,
-                Par::Seq,
-            );
+            for (r0, r1) in causal_blocks(t) {
+                // dQ rows r0..r1 = dS[r0..r1, 0..r1]·K[0..r1].
+                gemm_ptr(
+                    r1 - r0,
+                    dh,
+                    r1,
+                    base.add(r0 * 3 * d),
+                    3 * d,
+                    View::rm(ds, r0 * t, t),
+                    View {
+                        data: qkv,
+                        off: q + d,
+                        rs: 3 * d,
+                        cs: 1,
+                    },
+                    false,
+                    Par::Seq,
+                );
+                // dV rows r0..r1 = P[r0..t, r0..r1]ᵀ·dZ[r0..t]; dK likewise from dS and Q.
+                let (a_off, k) = (r0 * t + r0, t - r0);
+                gemm_ptr(
+                    r1 - r0,
+                    dh,
+                    k,
+                    base.add(r0 * 3 * d + 2 * d),
+                    3 * d,
+                    View {
+                        data: p,
+                        off: a_off,
+                        rs: 1,
+                        cs: t,
+                    },
+                    View {
+                        data: dz,
+                        off: zo + r0 * d,
+                        rs: d,
+                        cs: 1,
+                    },
+                    false,
+                    Par::Seq,
+                );
+                gemm_ptr(
+                    r1 - r0,
+                    dh,
+                    k,
+                    base.add(r0 * 3 * d + d),
+                    3 * d,
+                    View {
+                        data: ds,
+                        off: a_off,
+                        rs: 1,
+                        cs: t,
+                    },
+                    View {
+                        data: qkv,
+                        off: q + r0 * 3 * d,
+                        rs: 3 * d,
+                        cs: 1,
+                    },
+                    false,
+                    Par::Seq,
+                );
+            }
         }
     });
 }
