@@ -387,7 +387,11 @@ impl Model {
             lay.total,
             "gradient buffer has the parameter layout's length"
         );
-        grads.par_chunks_mut(1 << 16).for_each(|g| g.fill(0.0));
+        // Every gradient region is overwritten below, except the embedding when the head is
+        // untied: its only contribution is the scatter-add at the end.
+        if !c.tied {
+            grads[lay.wte..lay.wte + v * d].fill(0.0);
+        }
 
         // d loss / d logits: (softmax − onehot) / count at the scored rows, 0 elsewhere.
         ws.dlogits.par_chunks_mut(1 << 14).for_each(|g| g.fill(0.0));
@@ -434,7 +438,7 @@ impl Model {
             let (gw, gb) = two(grads, lay.lnf_w, lay.lnf_b, d);
             ops::layernorm_bwd(
                 &mut ws.g,
-                false,
+                None,
                 gw,
                 gb,
                 &ws.dln,
@@ -497,12 +501,11 @@ impl Model {
                 false,
                 Par::All,
             );
-            ws.gmid.copy_from_slice(&ws.g);
             {
                 let (gw, gb) = two(grads, off.ln2_w, off.ln2_b, d);
                 ops::layernorm_bwd(
                     &mut ws.gmid,
-                    true,
+                    Some(&ws.g),
                     gw,
                     gb,
                     &ws.dln,
@@ -564,11 +567,10 @@ impl Model {
                 false,
                 Par::All,
             );
-            ws.g.copy_from_slice(&ws.gmid);
             let (gw, gb) = two(grads, off.ln1_w, off.ln1_b, d);
             ops::layernorm_bwd(
                 &mut ws.g,
-                true,
+                Some(&ws.gmid),
                 gw,
                 gb,
                 &ws.dln,

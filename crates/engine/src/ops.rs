@@ -179,11 +179,13 @@ pub fn layernorm_fwd(
         });
 }
 
-/// LayerNorm backward: dx (+)= ..., and dw, db (overwritten) from dy.
+/// LayerNorm backward: dx = residual + (d loss / d x) when a residual gradient is given (the
+/// skip connection's share, fused here to save a pass), else dx = d loss / d x; dw and db are
+/// overwritten.
 #[allow(clippy::too_many_arguments)]
 pub fn layernorm_bwd(
     dx: &mut [f32],
-    accumulate: bool,
+    residual: Option<&[f32]>,
     dw: &mut [f32],
     db: &mut [f32],
     dy: &[f32],
@@ -197,7 +199,9 @@ pub fn layernorm_bwd(
     dx.par_chunks_mut(rows * d)
         .zip(dy.par_chunks(rows * d).zip(x.par_chunks(rows * d)))
         .zip(mean.par_chunks(rows).zip(rstd.par_chunks(rows)))
-        .for_each(|((dx, (dy, x)), (mean, rstd))| {
+        .enumerate()
+        .for_each(|(c, ((dx, (dy, x)), (mean, rstd)))| {
+            let res = residual.map(|g| &g[c * rows * d..c * rows * d + dx.len()]);
             for r in 0..mean.len() {
                 let (dxr, dyr, xr) = (
                     &mut dx[r * d..(r + 1) * d],
@@ -215,11 +219,10 @@ pub fn layernorm_bwd(
                 for i in 0..d {
                     let xhat = (xr[i] - mu) * rs;
                     let v = rs * (dyr[i] * w[i] - m1 - xhat * m2);
-                    if accumulate {
-                        dxr[i] += v;
-                    } else {
-                        dxr[i] = v;
-                    }
+                    dxr[i] = match res {
+                        Some(g) => g[r * d + i] + v,
+                        None => v,
+                    };
                 }
             }
         });
