@@ -263,66 +263,59 @@ fn export_writes_numpy_files() {
 fn bad_input_is_a_one_line_error_with_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    bad_input(
-        d,
-        &["data", "show", "--set", "task.p=1"],
-        &["task.p = 1", "2..=65536"],
-    );
-    bad_input(
-        d,
-        &["data", "show", "--set", "task.alpha=1.5"],
-        &["task.alpha = 1.5", "(0, 1)"],
-    );
-    bad_input(
-        d,
-        &["data", "show", "--set", "task.alpha=0"],
-        &["task.alpha = 0"],
-    );
-    bad_input(
-        d,
-        &["data", "show", "--set", "task.n_base=300"],
-        &["task.n_base = 300", "<= p^n_var - 1 = 840"],
-    );
-    bad_input(
-        d,
-        &["data", "show", "--set", "task.n_random=700"],
-        &["task.n_base", "n_random 700"],
-    );
-    bad_input(
-        d,
-        &["data", "show", "--set", "task.examples=0"],
-        &["task.examples = 0", "1..=4096"],
-    );
-    bad_input(
-        d,
-        &["data", "show", "--set", "task.batch=1000"],
-        &["task.batch = 1000", "multiple of the 384", "768 or 1152"],
-    );
-    bad_input(
-        d,
-        &["data", "show", "--set", "task.nbase=3"],
-        &["unknown key task.nbase", "task.n_base"],
-    );
-    bad_input(
-        d,
-        &["data", "show", "--set", "task.p"],
-        &["malformed override"],
-    );
-    bad_input(
-        d,
-        &["data", "show", "--tasks", "file:missing.txt"],
-        &["task.source = 'file:missing.txt'", "cannot read"],
-    );
-    bad_input(
-        d,
-        &["data", "show", "--tasks", "official:seed=7,n_base=96"],
-        &["official:seed=1,n_base=2"],
-    );
-    bad_input(
-        d,
-        &["data", "show", "--tasks", "elsewhere"],
-        &["task.source = 'elsewhere'"],
-    );
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &["data", "show", "--set", "task.p=1"],
+            &["task.p = 1", "2..=65536"],
+        ),
+        (
+            &["data", "show", "--set", "task.alpha=1.5"],
+            &["task.alpha = 1.5", "(0, 1)"],
+        ),
+        (
+            &["data", "show", "--set", "task.alpha=0"],
+            &["task.alpha = 0"],
+        ),
+        (
+            &["data", "show", "--set", "task.n_base=300"],
+            &["task.n_base = 300", "<= p^n_var - 1 = 840"],
+        ),
+        (
+            &["data", "show", "--set", "task.n_random=700"],
+            &["task.n_base", "n_random 700"],
+        ),
+        (
+            &["data", "show", "--set", "task.examples=0"],
+            &["task.examples = 0", "1..=4096"],
+        ),
+        (
+            &["data", "show", "--set", "task.batch=1000"],
+            &["task.batch = 1000", "multiple of the 384", "768 or 1152"],
+        ),
+        (
+            &["data", "show", "--set", "task.nbase=3"],
+            &["unknown key task.nbase", "task.n_base"],
+        ),
+        (
+            &["data", "show", "--set", "task.p"],
+            &["malformed override"],
+        ),
+        (
+            &["data", "show", "--tasks", "file:missing.txt"],
+            &["task.source = 'file:missing.txt'", "cannot read"],
+        ),
+        (
+            &["data", "show", "--tasks", "official:seed=7,n_base=96"],
+            &["official:seed=1,n_base=2"],
+        ),
+        (
+            &["data", "show", "--tasks", "elsewhere"],
+            &["task.source = 'elsewhere'"],
+        ),
+    ];
+    for (args, needles) in cases {
+        bad_input(d, args, needles);
+    }
     std::fs::write(d.join("bad.txt"), "1 2\n3 99\n").unwrap();
     bad_input(
         d,
