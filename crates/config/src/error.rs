@@ -33,9 +33,18 @@ impl ConfigError {
     /// Shorthand for [`ConfigError::Invalid`].
     pub fn invalid(key: &str, value: impl ToString, allowed: impl ToString) -> Self {
         ConfigError::Invalid {
-            key: key.to_string(),
-            value: value.to_string(),
+            key: one_line(key),
+            value: one_line(&value.to_string()),
             allowed: allowed.to_string(),
         }
+    }
+}
+
+/// Escapes control characters (newlines above all) so an echoed value stays on one line.
+pub(crate) fn one_line(s: &str) -> String {
+    if s.chars().any(char::is_control) {
+        s.chars().flat_map(char::escape_default).collect()
+    } else {
+        s.to_string()
     }
 }

@@ -208,7 +208,7 @@ pub fn field(key: &str) -> Result<&'static Field, ConfigError> {
         .iter()
         .find(|f| f.key == key)
         .ok_or_else(|| ConfigError::UnknownKey {
-            key: key.to_string(),
+            key: error::one_line(key),
             suggestion: FIELDS
                 .iter()
                 .map(|f| (edit_distance(f.key, key), f.key))
@@ -269,10 +269,10 @@ impl Config {
     pub fn apply_override(&mut self, o: &str) -> Result<(), ConfigError> {
         let (key, raw) = o
             .split_once('=')
-            .ok_or_else(|| ConfigError::MalformedOverride(o.to_string()))?;
+            .ok_or_else(|| ConfigError::MalformedOverride(error::one_line(o)))?;
         let key = key.trim();
         if !key.contains('.') {
-            return Err(ConfigError::MalformedOverride(o.to_string()));
+            return Err(ConfigError::MalformedOverride(error::one_line(o)));
         }
         field(key)?.set(self, &parse_value(raw.trim()))
     }
@@ -309,6 +309,7 @@ pub fn parse_value(raw: &str) -> Value {
     format!("v = {raw}")
         .parse::<toml::Table>()
         .ok()
+        .filter(|t| t.len() == 1)
         .and_then(|mut t| t.remove("v"))
         .unwrap_or_else(|| Value::String(raw.to_string()))
 }
@@ -420,6 +421,26 @@ mod tests {
         );
         let e = c.apply_override("task.official_compat=yes").unwrap_err();
         assert!(e.to_string().contains("true or false"), "{e}");
+    }
+
+    #[test]
+    fn echoed_values_stay_on_one_line_and_overrides_hold_one_value() {
+        let mut c = Config::default();
+        for o in [
+            "task.p=1\n2",
+            "task.layout=a\nb",
+            "task.p=31\nx=1",
+            "task.q\nx=1",
+        ] {
+            let e = c.apply_override(o).unwrap_err().to_string();
+            assert_eq!(e.lines().count(), 1, "{e}");
+            assert!(e.contains("\\n"), "{e}");
+        }
+        assert_eq!(c.task.p, 29, "a rejected override changes nothing");
+        let e = c
+            .apply_override("task.source=official:seed=1,n_base=2,seed=2")
+            .unwrap_err();
+        assert!(e.to_string().contains("each key once"), "{e}");
     }
 
     #[test]

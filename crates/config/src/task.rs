@@ -43,10 +43,14 @@ impl TaskSource {
                         format!("{ALLOWED} with integer S and N"),
                     )
                 })?;
-                match k.trim() {
-                    "seed" => seed = Some(v),
-                    "n_base" => n_base = Some(v),
+                let slot = match k.trim() {
+                    "seed" => &mut seed,
+                    "n_base" => &mut n_base,
                     _ => return Err(ConfigError::invalid(key, format!("'{s}'"), ALLOWED)),
+                };
+                if slot.replace(v).is_some() {
+                    let allowed = format!("{ALLOWED}, each key once");
+                    return Err(ConfigError::invalid(key, format!("'{s}'"), allowed));
                 }
             }
             return match (seed, n_base) {

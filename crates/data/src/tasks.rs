@@ -309,6 +309,7 @@ fn read_task_file(
 ) -> Result<(Vec<u32>, Option<Vec<u32>>), DataError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| file_error(source, format!("cannot read: {e}")))?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let (id, ood) = if text.trim_start().starts_with(['[', '{']) {
         parse_json_lists(&text, space).map_err(|e| file_error(source, e))?
     } else {
@@ -395,6 +396,11 @@ fn finish_lists(
             id.len(),
             space.size
         ));
+    }
+    if ood.as_ref().is_some_and(|o| o.is_empty()) {
+        return Err(
+            "ood_tasks is empty: give at least one o.o.d. task or leave the key out".into(),
+        );
     }
     if let Some(ood) = &ood {
         let ids: HashSet<u32> = id.iter().copied().collect();

@@ -422,6 +422,12 @@ fn task_files_in_text_and_json() {
     assert_eq!(ds.tasks.id.data, [1, 2, 3, 4, 5, 6]);
     assert_eq!(ds.n_ood(), 256);
     assert!(!set_of(&ds.tasks.ood).contains(&vec![3, 4]));
+    let bom = Dataset::build(&with("bom.txt", "\u{feff}1 2\n3 4\n5 6\n")).unwrap();
+    assert_eq!(
+        bom.tasks.id.data,
+        [1, 2, 3, 4, 5, 6],
+        "a UTF-8 byte-order mark is skipped"
+    );
     let ds = Dataset::build(&with("t.json", "[[1, 2], [3, 4], [5, 6]]")).unwrap();
     assert_eq!(ds.tasks.id.data, [1, 2, 3, 4, 5, 6]);
     let ds = Dataset::build(&with(
@@ -443,6 +449,11 @@ fn task_files_in_text_and_json() {
     )
     .contains("also a pre-training task"));
     assert!(err("g.txt", "").contains("no pre-training tasks"));
+    let e = err(
+        "h.json",
+        r#"{"pretrain_tasks": [[1,2],[3,4],[5,6]], "ood_tasks": []}"#,
+    );
+    assert!(e.contains("ood_tasks is empty"), "{e}");
     let missing = TaskConfig {
         source: modicl_data::TaskSource::File(dir.path().join("nope.txt")),
         ..TaskConfig::default()

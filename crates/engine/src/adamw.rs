@@ -50,10 +50,11 @@ impl AdamW {
     pub fn update(&mut self, params: &mut [f32], grads: &[f32], layout: &ParamLayout, lr: f32) {
         self.step += 1;
         let c = self.cfg;
+        // Bias corrections in f64, as PyTorch computes them (Python floats).
         let t = self.step as i32;
-        let bc1 = 1.0 - c.beta1.powi(t);
-        let bc2_sqrt = (1.0 - c.beta2.powi(t)).sqrt();
-        let step_size = lr / bc1;
+        let bc1 = 1.0 - (c.beta1 as f64).powi(t);
+        let bc2_sqrt = ((1.0 - (c.beta2 as f64).powi(t)).sqrt()) as f32;
+        let step_size = (lr as f64 / bc1) as f32;
         for s in &layout.specs {
             let r = s.offset..s.offset + s.len;
             let decay = if s.decay {

@@ -46,6 +46,8 @@ struct BlockActs {
 pub struct Workspace {
     pub batch: usize,
     pub seq: usize,
+    /// The model shape the buffers were sized for.
+    shape: (usize, usize, usize, usize, usize),
     cos: Vec<f32>,
     sin: Vec<f32>,
     /// `resid[l]` enters block l; `resid[L]` leaves the last block.
@@ -80,6 +82,7 @@ impl Workspace {
         Workspace {
             batch,
             seq,
+            shape: shape_of(cfg),
             cos,
             sin,
             resid: (0..=cfg.layers).map(|_| z(n * d)).collect(),
@@ -118,6 +121,11 @@ impl Workspace {
             dlogits: z(n * v),
         }
     }
+}
+
+/// The parts of a model's shape that size a workspace.
+fn shape_of(c: &ModelConfig) -> (usize, usize, usize, usize, usize) {
+    (c.vocab, c.d_model, c.heads, c.layers, c.d_mlp())
 }
 
 /// Loss of a forward pass.
@@ -191,6 +199,18 @@ impl Model {
     ) -> Result<Loss, EngineError> {
         let c = &self.cfg;
         let (b, t) = (ws.batch, ws.seq);
+        if ws.shape != shape_of(c) {
+            return Err(EngineError::Shape(format!(
+                "workspace was built for (vocab, d_model, heads, layers, d_mlp) = {:?}, the model is {:?}",
+                ws.shape,
+                shape_of(c)
+            )));
+        }
+        if t == 0 {
+            return Err(EngineError::Shape(
+                "sequences need at least 2 tokens".into(),
+            ));
+        }
         if seq_len != t + 1 || tokens.len() != b * seq_len {
             return Err(EngineError::Shape(format!(
                 "workspace holds {b} sequences of {} tokens; got {} tokens of sequences of {seq_len}",
@@ -207,6 +227,12 @@ impl Model {
         if let Some(&bad) = positions.iter().find(|&&j| j >= t) {
             return Err(EngineError::Shape(format!(
                 "scored position {bad} outside 0..{t}"
+            )));
+        }
+        // The backward pass writes each scored row's gradient once: positions must be distinct.
+        if positions.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(EngineError::Shape(format!(
+                "scored positions must be strictly increasing, got {positions:?}"
             )));
         }
         let (n, d, f, v, h) = (b * t, c.d_model, c.d_mlp(), c.vocab, c.heads);
@@ -386,6 +412,11 @@ impl Model {
             grads.len(),
             lay.total,
             "gradient buffer has the parameter layout's length"
+        );
+        assert_eq!(
+            ws.shape,
+            shape_of(c),
+            "backward needs the workspace of this model's forward pass"
         );
         // Every gradient region is overwritten below, except the embedding when the head is
         // untied: its only contribution is the scatter-add at the end.

@@ -316,7 +316,8 @@ pub fn load_state_dict(
         p[s.offset..s.offset + s.len].copy_from_slice(&read_tensor(&st, &s.name, &s.shape)?);
     }
     if c.tied {
-        if let Ok(head) = read_tensor(&st, "lm_head.weight", &[c.vocab, c.d_model]) {
+        if st.names().contains(&"lm_head.weight") {
+            let head = read_tensor(&st, "lm_head.weight", &[c.vocab, c.d_model])?;
             if head[..] != p[layout.wte..layout.wte + head.len()] {
                 return Err(EngineError::Format(
                     "lm_head.weight differs from transformer.wte.weight in a tied model".into(),

@@ -91,3 +91,40 @@ fn invalid_shapes_name_the_field() {
         .to_string()
         .contains("model.heads = 32"));
 }
+
+/// Inputs the forward pass must refuse rather than compute wrongly (found in review).
+#[test]
+fn forward_rejects_mismatched_inputs() {
+    let cfg = ModelConfig::official(11, 32, 4, 2);
+    let model = Model::new(cfg.clone(), 1).unwrap();
+    let tokens: Vec<u32> = (0..2 * 6).map(|i| i % 11).collect();
+    let mut ws = modicl_engine::Workspace::new(&cfg, 2, 5);
+    let e = model
+        .forward(&mut ws, &tokens, 6, &[1, 1, 4], None)
+        .unwrap_err();
+    assert!(e.to_string().contains("strictly increasing"), "{e}");
+    assert!(model.forward(&mut ws, &tokens, 6, &[1, 4], None).is_ok());
+    // A workspace sized for another head count (same width) must not be used.
+    let other = ModelConfig {
+        heads: 2,
+        ..cfg.clone()
+    };
+    let mut ws2 = modicl_engine::Workspace::new(&other, 2, 5);
+    let e = model
+        .forward(&mut ws2, &tokens, 6, &[1, 4], None)
+        .unwrap_err();
+    assert!(e.to_string().contains("workspace was built for"), "{e}");
+    let mut ws1 = modicl_engine::Workspace::new(&cfg, 2, 0);
+    assert!(model.forward(&mut ws1, &[0, 0], 1, &[], None).is_err());
+    let e = model
+        .forward(&mut ws, &tokens[..11], 6, &[1], None)
+        .unwrap_err();
+    assert!(e.to_string().contains("shape mismatch"), "{e}");
+    let mut bad = tokens.clone();
+    bad[3] = 99;
+    assert!(model
+        .forward(&mut ws, &bad, 6, &[1], None)
+        .unwrap_err()
+        .to_string()
+        .contains("token 99"));
+}
