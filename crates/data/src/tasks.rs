@@ -311,7 +311,7 @@ fn read_task_file(
         .map_err(|e| file_error(source, format!("cannot read: {e}")))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let (id, ood) = if text.trim_start().starts_with(['[', '{']) {
-        parse_json_lists(&text, space).map_err(|e| file_error(source, e))?
+        parse_json_lists(text, space).map_err(|e| file_error(source, e))?
     } else {
         let mut rows = Vec::new();
         let mut lines = Vec::new();
