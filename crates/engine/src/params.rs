@@ -315,14 +315,12 @@ pub fn load_state_dict(
     for s in &layout.specs {
         p[s.offset..s.offset + s.len].copy_from_slice(&read_tensor(&st, &s.name, &s.shape)?);
     }
-    if c.tied {
-        if st.names().contains(&"lm_head.weight") {
-            let head = read_tensor(&st, "lm_head.weight", &[c.vocab, c.d_model])?;
-            if head[..] != p[layout.wte..layout.wte + head.len()] {
-                return Err(EngineError::Format(
-                    "lm_head.weight differs from transformer.wte.weight in a tied model".into(),
-                ));
-            }
+    if c.tied && st.names().contains(&"lm_head.weight") {
+        let head = read_tensor(&st, "lm_head.weight", &[c.vocab, c.d_model])?;
+        if head[..] != p[layout.wte..layout.wte + head.len()] {
+            return Err(EngineError::Format(
+                "lm_head.weight differs from transformer.wte.weight in a tied model".into(),
+            ));
         }
     }
     Ok(p)
