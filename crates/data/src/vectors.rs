@@ -71,10 +71,6 @@ impl Vectors {
     pub fn iter(&self) -> std::slice::ChunksExact<'_, u32> {
         self.data.chunks_exact(self.dim)
     }
-    /// The vectors' numbers in `space`.
-    pub fn indices(&self, space: &Space) -> Vec<u32> {
-        self.iter().map(|v| space.encode(v)).collect()
-    }
 }
 
 /// z = W·X mod p, exact for any p <= 2^16 and dimension <= 8.

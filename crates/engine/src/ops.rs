@@ -333,17 +333,6 @@ pub fn act_bwd(g: &mut [f32], pre: &[f32], gelu: bool) {
         });
 }
 
-/// a += b, elementwise.
-pub fn add_into(a: &mut [f32], b: &[f32]) {
-    a.par_chunks_mut(1 << 14)
-        .zip(b.par_chunks(1 << 14))
-        .for_each(|(a, b)| {
-            for (a, b) in a.iter_mut().zip(b) {
-                *a += b;
-            }
-        });
-}
-
 /// out = a + b, elementwise.
 pub fn add(out: &mut [f32], a: &[f32], b: &[f32]) {
     out.par_chunks_mut(1 << 14)
