@@ -272,32 +272,10 @@ impl Model {
                 d,
                 c.ln_eps,
             );
-            gemm(
-                n,
-                3 * d,
-                d,
-                &mut a.qkv,
-                0,
-                3 * d,
-                View::rm(&a.ln1, 0, d),
-                View::tr(p, off.qkv, d),
-                false,
-                Par::All,
-            );
+            ops::linear_fwd(&mut a.qkv, &a.ln1, p, off.qkv, n, d, 3 * d, false);
             ops::rope(&mut a.qkv, d, h, t, &ws.cos, &ws.sin, false);
             attention_fwd(&a.qkv, &mut a.att, &mut a.z, t, d, h);
-            gemm(
-                n,
-                d,
-                d,
-                &mut a.attn_out,
-                0,
-                d,
-                View::rm(&a.z, 0, d),
-                View::tr(p, off.o, d),
-                false,
-                Par::All,
-            );
+            ops::linear_fwd(&mut a.attn_out, &a.z, p, off.o, n, d, d, false);
             ops::add(&mut a.mid, x, &a.attn_out);
             // MLP.
             ops::layernorm_fwd(
@@ -310,32 +288,10 @@ impl Model {
                 d,
                 c.ln_eps,
             );
-            gemm(
-                n,
-                f,
-                d,
-                &mut a.pre,
-                0,
-                f,
-                View::rm(&a.ln2, 0, d),
-                View::tr(p, off.fc, d),
-                false,
-                Par::All,
-            );
+            ops::linear_fwd(&mut a.pre, &a.ln2, p, off.fc, n, d, f, false);
             ops::act_fwd(&mut a.post, &a.pre, c.act == Activation::GeluTanh);
             out.copy_from_slice(&a.mid);
-            gemm(
-                n,
-                d,
-                f,
-                out,
-                0,
-                d,
-                View::rm(&a.post, 0, f),
-                View::tr(p, off.proj, f),
-                true,
-                Par::All,
-            );
+            ops::linear_fwd(out, &a.post, p, off.proj, n, f, d, true);
         }
         let last = &ws.resid[c.layers];
         ops::layernorm_fwd(
@@ -348,18 +304,7 @@ impl Model {
             d,
             c.ln_eps,
         );
-        gemm(
-            n,
-            v,
-            d,
-            &mut ws.logits,
-            0,
-            v,
-            View::rm(&ws.lnf, 0, d),
-            View::tr(p, lay.head, d),
-            false,
-            Par::All,
-        );
+        ops::linear_fwd(&mut ws.logits, &ws.lnf, p, lay.head, n, d, v, false);
 
         // Cross-entropy and argmax at the scored positions.
         let logits = &ws.logits;
@@ -441,29 +386,16 @@ impl Model {
             out[tgt as usize] -= inv;
         });
         // Head and final LayerNorm.
-        gemm(
-            v,
-            d,
-            n,
-            grads,
-            lay.head,
-            d,
-            View::tr(&ws.dlogits, 0, v),
-            View::rm(&ws.lnf, 0, d),
-            false,
-            Par::All,
-        );
-        gemm(
-            n,
-            d,
-            v,
+        ops::linear_bwd(
             &mut ws.dln,
-            0,
+            grads,
+            &ws.dlogits,
+            &ws.lnf,
+            p,
+            lay.head,
+            n,
             d,
-            View::rm(&ws.dlogits, 0, v),
-            View::rm(p, lay.head, d),
-            false,
-            Par::All,
+            v,
         );
         {
             let (gw, gb) = two(grads, lay.lnf_w, lay.lnf_b, d);
@@ -483,55 +415,9 @@ impl Model {
         for (l, off) in lay.blocks.iter().enumerate().rev() {
             let a = &ws.blocks[l];
             // MLP: g is d resid_post.
-            gemm(
-                n,
-                f,
-                d,
-                &mut ws.dmlp,
-                0,
-                f,
-                View::rm(&ws.g, 0, d),
-                View::rm(p, off.proj, f),
-                false,
-                Par::All,
-            );
-            gemm(
-                d,
-                f,
-                n,
-                grads,
-                off.proj,
-                f,
-                View::tr(&ws.g, 0, d),
-                View::rm(&a.post, 0, f),
-                false,
-                Par::All,
-            );
+            ops::linear_bwd(&mut ws.dmlp, grads, &ws.g, &a.post, p, off.proj, n, f, d);
             ops::act_bwd(&mut ws.dmlp, &a.pre, c.act == Activation::GeluTanh);
-            gemm(
-                f,
-                d,
-                n,
-                grads,
-                off.fc,
-                d,
-                View::tr(&ws.dmlp, 0, f),
-                View::rm(&a.ln2, 0, d),
-                false,
-                Par::All,
-            );
-            gemm(
-                n,
-                d,
-                f,
-                &mut ws.dln,
-                0,
-                d,
-                View::rm(&ws.dmlp, 0, f),
-                View::rm(p, off.fc, d),
-                false,
-                Par::All,
-            );
+            ops::linear_bwd(&mut ws.dln, grads, &ws.dmlp, &a.ln2, p, off.fc, n, d, f);
             {
                 let (gw, gb) = two(grads, off.ln2_w, off.ln2_b, d);
                 ops::layernorm_bwd(
@@ -548,55 +434,19 @@ impl Model {
                 );
             }
             // Attention: gmid is d resid_mid.
-            gemm(
-                n,
-                d,
-                d,
-                &mut ws.dz,
-                0,
-                d,
-                View::rm(&ws.gmid, 0, d),
-                View::rm(p, off.o, d),
-                false,
-                Par::All,
-            );
-            gemm(
-                d,
-                d,
-                n,
-                grads,
-                off.o,
-                d,
-                View::tr(&ws.gmid, 0, d),
-                View::rm(&a.z, 0, d),
-                false,
-                Par::All,
-            );
+            ops::linear_bwd(&mut ws.dz, grads, &ws.gmid, &a.z, p, off.o, n, d, d);
             attention_bwd(&a.qkv, &a.att, &ws.dz, &mut ws.datt, &mut ws.dqkv, t, d, h);
             ops::rope(&mut ws.dqkv, d, h, t, &ws.cos, &ws.sin, true);
-            gemm(
-                3 * d,
-                d,
-                n,
-                grads,
-                off.qkv,
-                d,
-                View::tr(&ws.dqkv, 0, 3 * d),
-                View::rm(&a.ln1, 0, d),
-                false,
-                Par::All,
-            );
-            gemm(
-                n,
-                d,
-                3 * d,
+            ops::linear_bwd(
                 &mut ws.dln,
-                0,
+                grads,
+                &ws.dqkv,
+                &a.ln1,
+                p,
+                off.qkv,
+                n,
                 d,
-                View::rm(&ws.dqkv, 0, 3 * d),
-                View::rm(p, off.qkv, d),
-                false,
-                Par::All,
+                3 * d,
             );
             let (gw, gb) = two(grads, off.ln1_w, off.ln1_b, d);
             ops::layernorm_bwd(

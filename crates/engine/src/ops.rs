@@ -130,6 +130,72 @@ pub unsafe fn gemm_ptr(
     );
 }
 
+/// A bias-free linear layer, PyTorch's layout: y[n×out] = x[n×in]·Wᵀ with W [out×in] at
+/// `w_off` in `w`; `acc` adds to y instead of overwriting it.
+#[allow(clippy::too_many_arguments)]
+pub fn linear_fwd(
+    y: &mut [f32],
+    x: &[f32],
+    w: &[f32],
+    w_off: usize,
+    n: usize,
+    d_in: usize,
+    d_out: usize,
+    acc: bool,
+) {
+    gemm(
+        n,
+        d_out,
+        d_in,
+        y,
+        0,
+        d_out,
+        View::rm(x, 0, d_in),
+        View::tr(w, w_off, d_in),
+        acc,
+        Par::All,
+    );
+}
+
+/// Backward of [`linear_fwd`]: dW = dyᵀ·x written into `dw` at `w_off`, and dx = dy·W.
+#[allow(clippy::too_many_arguments)]
+pub fn linear_bwd(
+    dx: &mut [f32],
+    dw: &mut [f32],
+    dy: &[f32],
+    x: &[f32],
+    w: &[f32],
+    w_off: usize,
+    n: usize,
+    d_in: usize,
+    d_out: usize,
+) {
+    gemm(
+        d_out,
+        d_in,
+        n,
+        dw,
+        w_off,
+        d_in,
+        View::tr(dy, 0, d_out),
+        View::rm(x, 0, d_in),
+        false,
+        Par::All,
+    );
+    gemm(
+        n,
+        d_in,
+        d_out,
+        dx,
+        0,
+        d_in,
+        View::rm(dy, 0, d_out),
+        View::rm(w, w_off, d_in),
+        false,
+        Par::All,
+    );
+}
+
 /// A pointer that may be sent to rayon workers writing disjoint parts of one buffer.
 #[derive(Clone, Copy)]
 pub struct SendPtr(pub *mut f32);
