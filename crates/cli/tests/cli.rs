@@ -263,58 +263,52 @@ fn export_writes_numpy_files() {
 fn bad_input_is_a_one_line_error_with_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    // Each case: the arguments after `data show`, and what the error must say.
     let cases: &[(&[&str], &[&str])] = &[
+        (&["--set", "task.p=1"], &["task.p = 1", "2..=65536"]),
         (
-            &["data", "show", "--set", "task.p=1"],
-            &["task.p = 1", "2..=65536"],
-        ),
-        (
-            &["data", "show", "--set", "task.alpha=1.5"],
+            &["--set", "task.alpha=1.5"],
             &["task.alpha = 1.5", "(0, 1)"],
         ),
+        (&["--set", "task.alpha=0"], &["task.alpha = 0"]),
         (
-            &["data", "show", "--set", "task.alpha=0"],
-            &["task.alpha = 0"],
-        ),
-        (
-            &["data", "show", "--set", "task.n_base=300"],
+            &["--set", "task.n_base=300"],
             &["task.n_base = 300", "<= p^n_var - 1 = 840"],
         ),
         (
-            &["data", "show", "--set", "task.n_random=700"],
+            &["--set", "task.n_random=700"],
             &["task.n_base", "n_random 700"],
         ),
         (
-            &["data", "show", "--set", "task.examples=0"],
+            &["--set", "task.examples=0"],
             &["task.examples = 0", "1..=4096"],
         ),
         (
-            &["data", "show", "--set", "task.batch=1000"],
+            &["--set", "task.batch=1000"],
             &["task.batch = 1000", "multiple of the 384", "768 or 1152"],
         ),
         (
-            &["data", "show", "--set", "task.nbase=3"],
+            &["--set", "task.nbase=3"],
             &["unknown key task.nbase", "task.n_base"],
         ),
+        (&["--set", "task.p"], &["malformed override"]),
         (
-            &["data", "show", "--set", "task.p"],
-            &["malformed override"],
-        ),
-        (
-            &["data", "show", "--tasks", "file:missing.txt"],
+            &["--tasks", "file:missing.txt"],
             &["task.source = 'file:missing.txt'", "cannot read"],
         ),
         (
-            &["data", "show", "--tasks", "official:seed=7,n_base=96"],
+            &["--tasks", "official:seed=7,n_base=96"],
             &["official:seed=1,n_base=2"],
         ),
-        (
-            &["data", "show", "--tasks", "elsewhere"],
-            &["task.source = 'elsewhere'"],
-        ),
+        (&["--tasks", "elsewhere"], &["task.source = 'elsewhere'"]),
     ];
     for (args, needles) in cases {
-        bad_input(d, args, needles);
+        let args: Vec<&str> = ["data", "show"]
+            .iter()
+            .chain(args.iter())
+            .copied()
+            .collect();
+        bad_input(d, &args, needles);
     }
     std::fs::write(d.join("bad.txt"), "1 2\n3 99\n").unwrap();
     bad_input(
