@@ -26,8 +26,83 @@ pub enum Command {
     Data(DataArgs),
     /// Print the resolved configuration or the list of keys.
     Config(ConfigCmdArgs),
+    /// Train a model: a run directory with metrics, checkpoints and plots.
+    Train(TrainArgs),
+    /// Per-shot accuracy of a trained model on the four evaluation sets (CSV, JSON, plot).
+    Eval(EvalArgs),
+    /// Plot a run: training curves or per-shot accuracy.
+    Plot(PlotArgs),
     /// Time full training steps (forward, backward, AdamW) at a reference model size.
     Bench(BenchArgs),
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub cfg: ConfigArgs,
+    /// Run directory (default: runs/<train.name>).
+    #[arg(long, value_name = "DIR", conflicts_with = "resume")]
+    pub run_dir: Option<PathBuf>,
+    /// Continue the run in DIR from its newest complete checkpoint (its config.toml is used).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["preset", "config", "set", "tasks", "overwrite"])]
+    pub resume: Option<PathBuf>,
+    /// Replace an existing run in the run directory.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Plain log lines instead of a progress bar (also the default when stderr is not a
+    /// terminal).
+    #[arg(long)]
+    pub quiet: bool,
+    /// Worker threads (default: all cores). Results do not depend on it.
+    #[arg(long, value_name = "T", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: Option<u32>,
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// A run directory, or one of its checkpoint directories (checkpoints/step_N, best_ood).
+    pub path: PathBuf,
+    /// Which checkpoint of a run directory: 'last' (the newest complete one), 'best_ood', or
+    /// a step number.
+    #[arg(long, default_value = "last", value_name = "WHICH")]
+    pub checkpoint: String,
+    /// Sequences per task in each set (default: the run's eval.seqs_per_task).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub seqs_per_task: Option<u32>,
+    /// Folder for shots.csv, eval.json and the plot (default: <run>/eval/<checkpoint>).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Worker threads (default: all cores).
+    #[arg(long, value_name = "T", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: Option<u32>,
+}
+
+#[derive(Args)]
+pub struct PlotArgs {
+    #[command(subcommand)]
+    pub command: PlotCommand,
+}
+
+#[derive(Subcommand)]
+pub enum PlotCommand {
+    /// Loss and the four accuracies (all-shot and last-shot) against step, log-x, with the
+    /// early-stopping step marked: <run>/plots/curves.{png,svg}.
+    Curves(PlotRunArgs),
+    /// Accuracy against shot on the four sets, at the last evaluation and the early-stopping
+    /// step: <run>/plots/shots.{png,svg}.
+    Shots(PlotRunArgs),
+}
+
+#[derive(Args)]
+pub struct PlotRunArgs {
+    /// A run directory.
+    pub run: PathBuf,
+    /// Output path without extension (default: <run>/plots/<kind>).
+    #[arg(long, value_name = "STEM")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -48,6 +123,10 @@ pub struct BenchArgs {
     /// Print one JSON object (ms_per_step, tokens_per_s, gflops, peak_rss_mb, ...).
     #[arg(long)]
     pub json: bool,
+    /// With --preset, --config, --set or --tasks: time that configuration's exact training
+    /// step (its model, batch and data) instead of a reference size; 20 timed steps by default.
+    #[command(flatten)]
+    pub cfg: ConfigArgs,
 }
 
 #[derive(Args)]
@@ -76,11 +155,17 @@ pub enum ConfigCommand {
     Show(ConfigArgs),
     /// List every configuration key with its default, allowed values and meaning.
     Keys,
+    /// List the presets.
+    Presets,
 }
 
 /// Options shared by every command that reads a configuration.
 #[derive(Args, Clone, Default)]
 pub struct ConfigArgs {
+    /// Named configuration to start from (see `modicl config presets`): cpu (the default),
+    /// paper-d2, paper-d4, paper-d6.
+    #[arg(long, value_name = "NAME")]
+    pub preset: Option<String>,
     /// TOML file with sections such as [task]; applied on top of the defaults.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -101,7 +186,7 @@ impl ConfigArgs {
         if let Some(t) = &self.tasks {
             sets.push(format!("task.source={t}"));
         }
-        Config::resolve(self.config.as_deref(), &sets)
+        Config::resolve(self.preset.as_deref(), self.config.as_deref(), &sets)
     }
 }
 

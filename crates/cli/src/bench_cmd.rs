@@ -7,7 +7,27 @@ use serde_json::json;
 use crate::args::BenchArgs;
 
 pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
-    let spec = BenchSpec::named(&a.model).expect("clap restricts the names");
+    let c = &a.cfg;
+    let from_config =
+        c.preset.is_some() || c.config.is_some() || !c.set.is_empty() || c.tasks.is_some();
+    // A run's exact step (its model, batch and data), or one of the reference sizes.
+    let (spec, ds) = if from_config {
+        let cfg = c.resolve()?;
+        let ds = modicl_data::Dataset::build(&cfg.task)?;
+        let spec = BenchSpec {
+            name: "config",
+            model: modicl_trainer::model_config(&cfg),
+            batch: cfg.task.batch as usize,
+            examples: cfg.task.examples as usize,
+            default_steps: 20,
+        };
+        (spec, Some(ds))
+    } else {
+        (
+            BenchSpec::named(&a.model).expect("clap restricts the names"),
+            None,
+        )
+    };
     let steps = a.steps.map_or(spec.default_steps, |s| s as usize);
     let mut pool = rayon::ThreadPoolBuilder::new();
     if let Some(t) = a.threads {
@@ -23,7 +43,17 @@ pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
     );
     bar.set_message(spec.name);
     let tick = || bar.inc(1);
-    let r = pool.install(|| bench::run(&spec, a.warmup as usize, steps, &tick))?;
+    let r = pool.install(|| match &ds {
+        Some(ds) => bench::run_on(
+            &c.preset.clone().unwrap_or_else(|| "config".into()),
+            &spec.model,
+            ds,
+            a.warmup as usize,
+            steps,
+            &tick,
+        ),
+        None => bench::run(&spec, a.warmup as usize, steps, &tick),
+    })?;
     bar.finish_and_clear();
     if a.json {
         println!(

@@ -3,6 +3,9 @@
 mod args;
 mod bench_cmd;
 mod data_cmd;
+mod eval_cmd;
+mod report;
+mod train_cmd;
 
 use std::process::ExitCode;
 
@@ -25,6 +28,9 @@ fn run(cli: args::Cli) -> anyhow::Result<()> {
             args::DataCommand::Show(a) => data_cmd::show(&a),
             args::DataCommand::Export(a) => data_cmd::export(&a),
         },
+        args::Command::Train(a) => train_cmd::train(&a),
+        args::Command::Eval(a) => eval_cmd::eval(&a),
+        args::Command::Plot(p) => eval_cmd::plot(&p.command),
         args::Command::Bench(b) => bench_cmd::bench(&b),
         args::Command::Config(c) => match c.command {
             args::ConfigCommand::Show(a) => {
@@ -35,13 +41,26 @@ fn run(cli: args::Cli) -> anyhow::Result<()> {
                 data_cmd::print_keys();
                 Ok(())
             }
+            args::ConfigCommand::Presets => {
+                for p in modicl_config::PRESETS {
+                    println!("{:<10} {}", p.name, p.about);
+                }
+                Ok(())
+            }
         },
     }
 }
 
-/// 2 for bad input (a value, a key, a file the user named), 1 for anything else.
+/// 2 for bad input (a value, a key, a file the user named), 130 for a run stopped by Ctrl-C,
+/// 1 for anything else.
 fn exit_code(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
+        if cause.downcast_ref::<train_cmd::Interrupted>().is_some() {
+            return 130;
+        }
+        if let Some(t) = cause.downcast_ref::<modicl_trainer::TrainError>() {
+            return if t.is_bad_input() { 2 } else { 1 };
+        }
         if cause.downcast_ref::<modicl_config::ConfigError>().is_some() {
             return 2;
         }

@@ -5,9 +5,32 @@ use std::process::{Command, Output};
 
 use modicl_data::npy::decode_i64;
 
+/// The paper's depth-4 task setup with generated tasks, under the default (cpu) preset's
+/// other settings. The `data` tests below were written against it.
+const D4_DATA: &[&str] = &[
+    "--set",
+    "task.p=29",
+    "--set",
+    "task.n_base=96",
+    "--set",
+    "task.examples=32",
+    "--set",
+    "task.batch=1536",
+];
+
+/// Runs `modicl ARGS`; `data show|export` get [`D4_DATA`] first, so the test's own overrides
+/// (applied later) win; not with --config, which comes before every --set.
 fn modicl(dir: &Path, args: &[&str]) -> Output {
+    let mut full: Vec<&str> = Vec::new();
+    if args.first() == Some(&"data") && args.len() >= 2 && !args.contains(&"--config") {
+        full.extend_from_slice(&args[..2]);
+        full.extend_from_slice(D4_DATA);
+        full.extend_from_slice(&args[2..]);
+    } else {
+        full.extend_from_slice(args);
+    }
     Command::new(env!("CARGO_BIN_EXE_modicl"))
-        .args(args)
+        .args(&full)
         .current_dir(dir)
         .output()
         .expect("runs")

@@ -9,12 +9,16 @@
 //! (a batch that must divide by the number of tasks, say) happen where the data is built.
 
 mod error;
+mod preset;
+mod run;
 mod task;
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 pub use error::ConfigError;
+pub use preset::{Preset, DEFAULT_PRESET, PRESETS};
+pub use run::{Act, CheckpointSteps, ModelSection, OptimSection, TrainSection};
 pub use task::{BatchLayout, EvalConfig, OodCap, TaskConfig, TaskSource};
 pub use toml::Value;
 
@@ -22,6 +26,9 @@ pub use toml::Value;
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Config {
     pub task: TaskConfig,
+    pub model: ModelSection,
+    pub optim: OptimSection,
+    pub train: TrainSection,
     pub eval: EvalConfig,
 }
 
@@ -191,6 +198,199 @@ pub static FIELDS: &[Field] = &[
         },
     },
     Field {
+        key: "model.d_model",
+        help: "residual stream width d; a multiple of model.heads with an even head width",
+        allowed: "an integer in 2..=16384",
+        get: |c| Value::Integer(c.model.d_model.into()),
+        set: |c, k, v| {
+            c.model.d_model = int(k, v, 2, 16384, "an integer in 2..=16384")? as u32;
+            Ok(())
+        },
+    },
+    Field {
+        key: "model.heads",
+        help: "attention heads per block",
+        allowed: "an integer in 1..=256",
+        get: |c| Value::Integer(c.model.heads.into()),
+        set: |c, k, v| {
+            c.model.heads = int(k, v, 1, 256, "an integer in 1..=256")? as u32;
+            Ok(())
+        },
+    },
+    Field {
+        key: "model.layers",
+        help: "transformer blocks (depth): 2 is the minimum for o.o.d. generalization",
+        allowed: "an integer in 1..=64",
+        get: |c| Value::Integer(c.model.layers.into()),
+        set: |c, k, v| {
+            c.model.layers = int(k, v, 1, 64, "an integer in 1..=64")? as u32;
+            Ok(())
+        },
+    },
+    Field {
+        key: "model.mlp_ratio",
+        help: "MLP hidden width as a multiple of d_model",
+        allowed: "an integer in 1..=16",
+        get: |c| Value::Integer(c.model.mlp_ratio.into()),
+        set: |c, k, v| {
+            c.model.mlp_ratio = int(k, v, 1, 16, "an integer in 1..=16")? as u32;
+            Ok(())
+        },
+    },
+    Field {
+        key: "model.act",
+        help: "MLP activation: 'relu' (the paper's) or 'gelu' (tanh approximation)",
+        allowed: "'relu' or 'gelu'",
+        get: |c| Value::String(c.model.act.as_str().into()),
+        set: |c, k, v| {
+            c.model.act = Act::parse(k, &string(k, v, "'relu' or 'gelu'")?)?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "model.tied",
+        help: "tie the output head to the token embedding (the paper's models are tied)",
+        allowed: "true or false",
+        get: |c| Value::Boolean(c.model.tied),
+        set: |c, k, v| {
+            c.model.tied = boolean(k, v)?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "model.rope_theta",
+        help: "RoPE base (rotary_embedding_torch's default 10000)",
+        allowed: "a number in [1, 1e9]",
+        get: |c| Value::Float(c.model.rope_theta),
+        set: |c, k, v| {
+            c.model.rope_theta = float_in(k, v, 1.0, 1e9, "a number in [1, 1e9]")?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "model.ln_eps",
+        help: "LayerNorm epsilon",
+        allowed: "a number in (0, 0.1]",
+        get: |c| Value::Float(c.model.ln_eps),
+        set: |c, k, v| {
+            c.model.ln_eps = positive(k, v, 0.1, "a number in (0, 0.1]")?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "optim.lr",
+        help: "peak learning rate of AdamW (warm-up from 0.01·lr, cosine decay to 0.1·lr)",
+        allowed: "a number in (0, 10]",
+        get: |c| Value::Float(c.optim.lr),
+        set: |c, k, v| {
+            c.optim.lr = positive(k, v, 10.0, "a number in (0, 10]")?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "optim.weight_decay",
+        help: "decoupled weight decay on every matrix, the embedding included (not LayerNorm)",
+        allowed: "a number in [0, 100]",
+        get: |c| Value::Float(c.optim.weight_decay),
+        set: |c, k, v| {
+            c.optim.weight_decay = float_in(k, v, 0.0, 100.0, "a number in [0, 100]")?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "optim.beta1",
+        help: "AdamW first-moment decay",
+        allowed: "a number in [0, 1)",
+        get: |c| Value::Float(c.optim.beta1),
+        set: |c, k, v| {
+            c.optim.beta1 = beta(k, v)?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "optim.beta2",
+        help: "AdamW second-moment decay",
+        allowed: "a number in [0, 1)",
+        get: |c| Value::Float(c.optim.beta2),
+        set: |c, k, v| {
+            c.optim.beta2 = beta(k, v)?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "optim.eps",
+        help: "AdamW epsilon",
+        allowed: "a number in (0, 1]",
+        get: |c| Value::Float(c.optim.eps),
+        set: |c, k, v| {
+            c.optim.eps = positive(k, v, 1.0, "a number in (0, 1]")?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "train.name",
+        help: "run name; the run directory defaults to runs/<name>",
+        allowed: "1 to 128 characters from A-Z a-z 0-9 . _ - (not starting with '.')",
+        get: |c| Value::String(c.train.name.clone()),
+        set: |c, k, v| {
+            let allowed = "a string";
+            c.train.name = run::check_name(k, &string(k, v, allowed)?)?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "train.steps",
+        help: "optimizer steps",
+        allowed: "an integer in 1..=1000000000",
+        get: |c| Value::Integer(c.train.steps as i64),
+        set: |c, k, v| {
+            c.train.steps = int(k, v, 1, 1_000_000_000, "an integer in 1..=1000000000")? as u64;
+            Ok(())
+        },
+    },
+    Field {
+        key: "train.warmup",
+        help: "linear warm-up steps (0.01·lr to lr), then cosine decay to 0.1·lr at the last step",
+        allowed: "an integer below train.steps",
+        get: |c| Value::Integer(c.train.warmup as i64),
+        set: |c, k, v| {
+            c.train.warmup = int(k, v, 0, 1_000_000_000, "an integer below train.steps")? as u64;
+            Ok(())
+        },
+    },
+    Field {
+        key: "train.eval_every",
+        help: "evaluate the four sets every N steps (and at step 1 and the last step)",
+        allowed: "an integer in 1..=1000000000",
+        get: |c| Value::Integer(c.train.eval_every as i64),
+        set: |c, k, v| {
+            let allowed = "an integer in 1..=1000000000";
+            c.train.eval_every = int(k, v, 1, 1_000_000_000, allowed)? as u64;
+            Ok(())
+        },
+    },
+    Field {
+        key: "train.checkpoints",
+        help: "kept checkpoints: 'log:N' (N log-spaced steps from warm-up to the end, official) or a list of steps; the last step is always kept",
+        allowed: "'log:N' (N in 1..=1000) or a list of steps such as [0, 1000, 5000] or '0,1000,5000'",
+        get: |c| c.train.checkpoints.to_value(),
+        set: |c, k, v| {
+            c.train.checkpoints = CheckpointSteps::parse(k, v)?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "train.save_every",
+        help: "write a resume checkpoint every N steps, replacing the previous one (0 = never)",
+        allowed: "an integer in 0..=1000000000",
+        get: |c| Value::Integer(c.train.save_every as i64),
+        set: |c, k, v| {
+            let allowed = "an integer in 0..=1000000000";
+            c.train.save_every = int(k, v, 0, 1_000_000_000, allowed)? as u64;
+            Ok(())
+        },
+    },
+    Field {
         key: "eval.seqs_per_task",
         help: "sequences per task in each of the four evaluation sets",
         allowed: "an integer in 1..=65536",
@@ -219,9 +419,14 @@ pub fn field(key: &str) -> Result<&'static Field, ConfigError> {
 }
 
 impl Config {
-    /// Defaults, then the TOML file (if any), then each `section.key=value` override in order.
-    pub fn resolve(file: Option<&Path>, overrides: &[String]) -> Result<Config, ConfigError> {
-        let mut cfg = Config::default();
+    /// The preset (the default one when `None`), then the TOML file (if any), then each
+    /// `section.key=value` override in order; then the checks that involve several keys.
+    pub fn resolve(
+        preset: Option<&str>,
+        file: Option<&Path>,
+        overrides: &[String],
+    ) -> Result<Config, ConfigError> {
+        let mut cfg = Preset::named(preset.unwrap_or(DEFAULT_PRESET))?.config()?;
         if let Some(path) = file {
             let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
                 path: path.display().to_string(),
@@ -232,7 +437,40 @@ impl Config {
         for o in overrides {
             cfg.apply_override(o)?;
         }
+        cfg.check()?;
         Ok(cfg)
+    }
+
+    /// Reads a resolved `config.toml` (as a run directory holds): defaults, then every key of
+    /// the file, then the cross-key checks. No preset is involved.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let mut cfg = Config::default();
+        cfg.merge_toml(text, origin)?;
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    /// Checks that involve more than one key (each key's own range is checked when set).
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let m = &self.model;
+        if m.d_model % m.heads != 0 || (m.d_model / m.heads) % 2 != 0 {
+            return Err(ConfigError::invalid(
+                "model.d_model",
+                m.d_model,
+                format!(
+                    "a multiple of 2·model.heads = {} (the head width must be even for RoPE)",
+                    2 * m.heads
+                ),
+            ));
+        }
+        if self.train.warmup >= self.train.steps {
+            return Err(ConfigError::invalid(
+                "train.warmup",
+                self.train.warmup,
+                format!("an integer below train.steps = {}", self.train.steps),
+            ));
+        }
+        Ok(())
     }
 
     /// Applies every key of a TOML document (sections of keys) on top of `self`.
@@ -336,6 +574,34 @@ fn float(key: &str, v: &Value, allowed: &str) -> Result<f64, ConfigError> {
     };
     x.filter(|x| x.is_finite())
         .ok_or_else(|| ConfigError::invalid(key, v, allowed))
+}
+
+fn float_in(key: &str, v: &Value, lo: f64, hi: f64, allowed: &str) -> Result<f64, ConfigError> {
+    let x = float(key, v, allowed)?;
+    if (lo..=hi).contains(&x) {
+        Ok(x)
+    } else {
+        Err(ConfigError::invalid(key, v, allowed))
+    }
+}
+
+/// A number in (0, hi].
+fn positive(key: &str, v: &Value, hi: f64, allowed: &str) -> Result<f64, ConfigError> {
+    let x = float_in(key, v, 0.0, hi, allowed)?;
+    if x > 0.0 {
+        Ok(x)
+    } else {
+        Err(ConfigError::invalid(key, v, allowed))
+    }
+}
+
+fn beta(key: &str, v: &Value) -> Result<f64, ConfigError> {
+    let x = float_in(key, v, 0.0, 1.0, "a number in [0, 1)")?;
+    if x < 1.0 {
+        Ok(x)
+    } else {
+        Err(ConfigError::invalid(key, v, "a number in [0, 1)"))
+    }
 }
 
 fn boolean(key: &str, v: &Value) -> Result<bool, ConfigError> {
@@ -456,6 +722,52 @@ mod tests {
         assert!(e.to_string().starts_with("f.toml: not valid TOML"), "{e}");
         let e = c.merge_toml("p = 3\n", "f.toml").unwrap_err();
         assert!(matches!(e, ConfigError::UnknownKey { .. }), "{e}");
+    }
+
+    #[test]
+    fn presets_resolve_and_round_trip() {
+        for p in PRESETS {
+            let c = p.config().unwrap_or_else(|e| panic!("{}: {e}", p.name));
+            assert_eq!(c.train.name, p.name);
+            let back = Config::from_toml(&c.to_toml(), "resolved").unwrap();
+            assert_eq!(back, c, "{}", p.name);
+        }
+        assert_eq!(PRESETS[0].name, DEFAULT_PRESET);
+        let d2 = Preset::named("paper-d2").unwrap().config().unwrap();
+        assert_eq!(
+            (d2.task.n_base, d2.task.alpha, d2.task.batch, d2.task.seed),
+            (128, 0.6, 1024, 2)
+        );
+        assert_eq!(d2.task.source.to_string(), "official:seed=2,n_base=128");
+        let d4 = Preset::named("paper-d4").unwrap().config().unwrap();
+        assert_eq!(
+            (d4.task.n_base, d4.task.alpha, d4.task.batch, d4.task.seed),
+            (96, 0.8, 1536, 1)
+        );
+        for (name, layers) in [("paper-d2", 2), ("paper-d4", 4), ("paper-d6", 6)] {
+            let c = Preset::named(name).unwrap().config().unwrap();
+            assert_eq!((c.model.layers, c.model.d_model, c.model.heads), (layers, 512, 4));
+            assert_eq!((c.optim.lr, c.optim.weight_decay), (1.5e-4, 2.0));
+            assert_eq!((c.optim.beta1, c.optim.beta2), (0.9, 0.98));
+            assert_eq!((c.train.steps, c.train.warmup), (200_000, 10_000));
+            assert_eq!((c.task.examples, c.task.p), (32, 29));
+        }
+        let e = Preset::named("paper").err().unwrap().to_string();
+        assert!(e.contains("--preset") && e.contains("paper-d4"), "{e}");
+    }
+
+    #[test]
+    fn cross_key_checks_name_the_key() {
+        let e = Config::resolve(None, None, &["model.d_model=30".into()]).unwrap_err();
+        assert!(e.to_string().starts_with("invalid model.d_model = 30"), "{e}");
+        // 36 / 4 = 9: a multiple of heads, but RoPE needs an even head width.
+        let e = Config::resolve(None, None, &["model.d_model=36".into()]).unwrap_err();
+        assert!(e.to_string().contains("multiple of 2·model.heads = 8"), "{e}");
+        let e = Config::resolve(None, None, &["train.warmup=999999".into()]).unwrap_err();
+        assert!(e.to_string().contains("train.warmup = 999999"), "{e}");
+        Config::resolve(None, None, &["model.d_model=40".into(), "model.heads=8".into()])
+            .unwrap_err();
+        Config::resolve(None, None, &["model.d_model=40".into(), "model.heads=2".into()]).unwrap();
     }
 
     #[test]

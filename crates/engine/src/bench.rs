@@ -85,10 +85,24 @@ pub fn run(
         ..TaskConfig::default()
     };
     let ds = Dataset::build(&task).map_err(|e| EngineError::Config(e.to_string()))?;
+    run_on(spec.name, &spec.model, &ds, warmup, steps, tick)
+}
+
+/// Like [`run`], on any model and dataset (batches of the dataset's configured size): the
+/// exact training step of a run's configuration.
+pub fn run_on(
+    name: &str,
+    model_cfg: &ModelConfig,
+    ds: &Dataset,
+    warmup: usize,
+    steps: usize,
+    tick: &dyn Fn(),
+) -> Result<BenchResult, EngineError> {
+    let batch_rows = ds.config.batch as usize;
     let positions: Vec<usize> = ds.seq.target_positions().collect();
     let (s, t) = (ds.seq.seq_len(), ds.seq.input_len());
-    let mut model = Model::new(spec.model.clone(), 1)?;
-    let mut ws = Workspace::new(&spec.model, spec.batch, t);
+    let mut model = Model::new(model_cfg.clone(), 1)?;
+    let mut ws = Workspace::new(model_cfg, batch_rows, t);
     let mut grads = vec![0f32; model.layout.total];
     let mut opt = AdamW::new(AdamWConfig::default(), model.layout.total);
     let layout = model.layout.clone();
@@ -119,12 +133,12 @@ pub fn run(
         sorted[sorted.len() / 2]
     };
     Ok(BenchResult {
-        model: spec.name.to_string(),
+        model: name.to_string(),
         threads: rayon::current_num_threads(),
         ms_per_step: ms,
         step_ms_all: times,
-        tokens_per_s: (spec.batch * t) as f64 / (ms / 1e3),
-        gflops: step_flops(&spec.model, spec.batch, t) / (ms / 1e3) / 1e9,
+        tokens_per_s: (batch_rows * t) as f64 / (ms / 1e3),
+        gflops: step_flops(model_cfg, batch_rows, t) / (ms / 1e3) / 1e9,
         peak_rss_mb: peak_rss_mb(),
         params: layout.total,
         loss_first: first,

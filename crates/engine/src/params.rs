@@ -277,7 +277,38 @@ pub fn to_safetensors(
         .map(|(n, s, b)| Ok((n.clone(), TensorView::new(Dtype::F32, s.clone(), b)?)))
         .collect::<Result<_, safetensors::SafeTensorError>>()
         .map_err(|e| EngineError::Format(e.to_string()))?;
-    safetensors::serialize(views, metadata).map_err(|e| EngineError::Format(e.to_string()))
+    let bytes =
+        safetensors::serialize(views, metadata).map_err(|e| EngineError::Format(e.to_string()))?;
+    sort_header(bytes)
+}
+
+/// Rewrites a safetensors header with its keys in sorted order: `serialize` writes the
+/// metadata map in hash order, which differs from run to run, and modicl's files must be a
+/// pure function of their contents. Tensor data offsets are relative to the data section and
+/// do not move.
+fn sort_header(bytes: Vec<u8>) -> Result<Vec<u8>, EngineError> {
+    let bad = || EngineError::Format("safetensors header".into());
+    let n = u64::from_le_bytes(
+        bytes
+            .get(..8)
+            .ok_or_else(bad)?
+            .try_into()
+            .map_err(|_| bad())?,
+    ) as usize;
+    let header = bytes.get(8..8 + n).ok_or_else(bad)?;
+    // serde_json's default map is a BTreeMap: serialising a Value sorts every object's keys.
+    let value: serde_json::Value = serde_json::from_slice(header).map_err(|_| bad())?;
+    let mut text = serde_json::to_string(&value)
+        .map_err(|_| bad())?
+        .into_bytes();
+    while text.len() % 8 != 0 {
+        text.push(b' ');
+    }
+    let mut out = Vec::with_capacity(8 + text.len() + bytes.len() - 8 - n);
+    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    out.extend_from_slice(&text);
+    out.extend_from_slice(&bytes[8 + n..]);
+    Ok(out)
 }
 
 /// Reads f32 tensor `name` with the expected shape from a safetensors buffer.

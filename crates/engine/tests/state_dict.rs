@@ -128,3 +128,38 @@ fn forward_rejects_mismatched_inputs() {
         .to_string()
         .contains("token 99"));
 }
+
+#[test]
+fn files_are_a_pure_function_of_their_contents() {
+    // Metadata is a hash map; its order in the header must not leak into the bytes.
+    let model = Model::new(ModelConfig::official(7, 8, 2, 1), 3).unwrap();
+    let sd = state_dict(&model.cfg, &model.layout, &model.params);
+    let meta = || {
+        let mut m = std::collections::HashMap::new();
+        for k in [
+            "format",
+            "format_version",
+            "step",
+            "config_hash",
+            "a",
+            "b",
+            "c",
+            "d",
+        ] {
+            m.insert(k.to_string(), format!("value of {k}"));
+        }
+        Some(m)
+    };
+    let first = to_safetensors(&sd, meta()).unwrap();
+    for _ in 0..16 {
+        assert!(to_safetensors(&sd, meta()).unwrap() == first);
+    }
+    let st = safetensors::SafeTensors::deserialize(&first).unwrap();
+    assert_eq!(st.len(), sd.len());
+    let (n, header) = safetensors::SafeTensors::read_metadata(&first).unwrap();
+    assert_eq!(n % 8, 0, "header padded to 8 bytes");
+    let m = header.metadata().as_ref().unwrap();
+    assert_eq!(m.get("step").map(String::as_str), Some("value of step"));
+    let back = Model::from_safetensors(model.cfg.clone(), &first).unwrap();
+    assert_eq!(back.params, model.params);
+}

@@ -1,4 +1,110 @@
-//! modicl's trainer. So far: the learning-rate schedule (the training loop, evaluation, run
-//! directories and checkpoints are the training issue's work still to come).
+//! modicl's trainer: one run from a [`Config`] to a run directory.
+//!
+//! - [`train`]: the training loop (readable top to bottom: batch, forward, backward, AdamW,
+//!   evaluation, checkpoints), fresh or resumed;
+//! - [`eval`]: the four evaluation sets and the metrics (exact integer counts);
+//! - [`metrics`]: `metrics.csv` and `shots.csv`;
+//! - [`rundir`]: the run directory's layout, atomic writes and checkpoints;
+//! - [`schedule`]: the official learning-rate schedule.
 
+pub mod eval;
+pub mod metrics;
+pub mod rundir;
 pub mod schedule;
+pub mod train;
+
+use std::path::Path;
+
+use modicl_config::{Act, Config, ConfigError};
+use modicl_data::DataError;
+use modicl_engine::{Activation, AdamWConfig, EngineError, ModelConfig};
+
+pub use eval::{Evaluator, SetMetrics};
+pub use metrics::Record;
+pub use rundir::RunDir;
+pub use train::{Observer, Outcome, Summary, Trainer};
+
+/// Everything that can stop a run.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// A file or folder that cannot be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    /// A run-directory file that does not hold what it should.
+    #[error("{path} is corrupt or truncated: {reason}")]
+    Corrupt { path: String, reason: String },
+    /// Starting a fresh run where one already exists.
+    #[error("{path} already holds a run: continue it with --resume {path}, replace it with --overwrite, or choose another --run-dir")]
+    RunExists { path: String },
+    /// Not a run directory (no config.toml), or no checkpoint to evaluate.
+    #[error("{0}")]
+    NotARun(String),
+    /// The loss or the weights stopped being finite.
+    #[error("{what} at step {step}; the run stopped, its last good checkpoint is kept ({})", last.map(|s| format!("step {s}")).unwrap_or_else(|| "none was written yet".into()))]
+    NonFinite {
+        step: u64,
+        what: String,
+        last: Option<u64>,
+    },
+}
+
+impl TrainError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> TrainError {
+        TrainError::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+
+    /// Whether the error comes from what the user asked for (exit status 2) rather than from
+    /// the run itself or the machine (exit status 1).
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            TrainError::Config(_) | TrainError::RunExists { .. } | TrainError::NotARun(_) => true,
+            TrainError::Data(e) => e.is_bad_input(),
+            TrainError::Engine(EngineError::Config(_)) => true,
+            _ => false,
+        }
+    }
+}
+
+/// The engine's model shape for a configuration (vocabulary p + 18, the official tokenizer).
+pub fn model_config(cfg: &Config) -> ModelConfig {
+    let m = &cfg.model;
+    ModelConfig {
+        mlp_ratio: m.mlp_ratio as usize,
+        act: match m.act {
+            Act::Relu => Activation::Relu,
+            Act::Gelu => Activation::GeluTanh,
+        },
+        tied: m.tied,
+        rope_theta: m.rope_theta,
+        ln_eps: m.ln_eps as f32,
+        ..ModelConfig::official(
+            cfg.task.p as usize,
+            m.d_model as usize,
+            m.heads as usize,
+            m.layers as usize,
+        )
+    }
+}
+
+/// The engine's optimizer settings for a configuration (the learning rate is given per step).
+pub fn adamw_config(cfg: &Config) -> AdamWConfig {
+    let o = &cfg.optim;
+    AdamWConfig {
+        beta1: o.beta1 as f32,
+        beta2: o.beta2 as f32,
+        eps: o.eps as f32,
+        weight_decay: o.weight_decay as f32,
+    }
+}

@@ -1,0 +1,181 @@
+//! `modicl eval` (per-shot accuracy of a checkpoint) and `modicl plot`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use modicl_trainer::{metrics, rundir, Evaluator, RunDir};
+use serde_json::json;
+
+use crate::args::{EvalArgs, PlotCommand};
+use crate::report;
+use crate::train_cmd;
+
+/// The run directory and checkpoint directory `path` and `which` designate.
+fn locate(path: &Path, which: &str) -> anyhow::Result<(RunDir, PathBuf)> {
+    if path.join("config.toml").is_file() {
+        let run = RunDir::new(path);
+        let ck = match which {
+            "last" => {
+                let steps = run.complete_checkpoints()?;
+                let Some(s) = steps.last() else {
+                    return Err(modicl_trainer::TrainError::NotARun(format!(
+                        "{} has no complete checkpoint yet",
+                        path.display()
+                    ))
+                    .into());
+                };
+                run.step_dir(*s)
+            }
+            "best_ood" => run.best_ood(),
+            s => match s.parse::<u64>() {
+                Ok(step) => run.step_dir(step),
+                Err(_) => {
+                    return Err(modicl_config::ConfigError::invalid(
+                        "--checkpoint",
+                        format!("'{s}'"),
+                        "'last', 'best_ood' or a step number",
+                    )
+                    .into())
+                }
+            },
+        };
+        if !ck.join("DONE").is_file() {
+            return Err(modicl_trainer::TrainError::NotARun(format!(
+                "{} is not a complete checkpoint (no DONE marker)",
+                ck.display()
+            ))
+            .into());
+        }
+        return Ok((run, ck));
+    }
+    // A checkpoint directory: <run>/checkpoints/<name>.
+    let run = path.parent().and_then(Path::parent);
+    match run {
+        Some(r) if path.join("DONE").is_file() && r.join("config.toml").is_file() => {
+            Ok((RunDir::new(r), path.to_path_buf()))
+        }
+        _ => Err(modicl_trainer::TrainError::NotARun(format!(
+            "{} is neither a run directory (config.toml) nor a complete checkpoint inside one",
+            path.display()
+        ))
+        .into()),
+    }
+}
+
+pub fn eval(a: &EvalArgs) -> anyhow::Result<()> {
+    let (run, ck) = locate(&a.path, &a.checkpoint)?;
+    let cfg = run.read_config()?;
+    let state = rundir::read_state(&ck)?;
+    let model = rundir::read_model(&ck, &modicl_trainer::model_config(&cfg))?;
+    let ds = modicl_data::Dataset::build(&cfg.task)?;
+    let per_task = a.seqs_per_task.unwrap_or(cfg.eval.seqs_per_task) as usize;
+    let sets = train_cmd::pool(a.threads)?.install(|| -> anyhow::Result<_> {
+        let mut ev = Evaluator::new(&ds, per_task);
+        let chunk = (cfg.task.batch as usize).clamp(1, 512);
+        let mut ws = modicl_engine::Workspace::new(&model.cfg, chunk, ds.seq.input_len());
+        Ok(ev.run(&model, &mut ws)?)
+    })?;
+    let ck_name = ck
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| run.root.join("eval").join(&ck_name));
+    let record = metrics::Record {
+        step: state.step,
+        lr: f64::NAN,
+        sets: sets.clone(),
+    };
+    rundir::write_atomic(
+        &out.join("shots.csv"),
+        metrics::shots_csv(std::slice::from_ref(&record)).as_bytes(),
+    )?;
+    let doc = json!({
+        "run": run.root.display().to_string(),
+        "checkpoint": ck.display().to_string(),
+        "step": state.step,
+        "seqs_per_task": per_task,
+        "sets": sets.iter().map(|m| json!({
+            "set": m.set,
+            "loss": m.loss,
+            "acc": m.acc(),
+            "acc_last": m.acc_last(),
+            "acc_per_shot": (0..m.shot_count.len()).map(|i| m.acc_shot(i)).collect::<Vec<_>>(),
+            "count_per_shot": m.shot_count,
+        })).collect::<Vec<_>>(),
+    });
+    let text = serde_json::to_string_pretty(&doc)? + "\n";
+    rundir::write_atomic(&out.join("eval.json"), text.as_bytes())?;
+    let title = format!("{} at step {} ({ck_name})", cfg.train.name, state.step);
+    let plots = report::shots_chart(report::shot_series(&sets, ""), &out.join("shots"), &title)?;
+    if a.json {
+        println!("{text}");
+    } else {
+        println!(
+            "{title}, {per_task} sequences per task\n{}",
+            report::table(&sets)
+        );
+        let k = sets.first().map_or(0, |m| m.shot_count.len());
+        print!("{:<12}", "shot");
+        for i in 0..k {
+            print!(" {i:>5}");
+        }
+        println!();
+        for m in &sets {
+            print!("{:<12}", m.set);
+            for i in 0..k {
+                print!(" {:>5.3}", m.acc_shot(i));
+            }
+            println!();
+        }
+        println!(
+            "wrote {} and {}",
+            out.join("shots.csv").display(),
+            out.join("eval.json").display()
+        );
+        for p in plots {
+            println!("wrote {}", p.display());
+        }
+    }
+    Ok(())
+}
+
+pub fn plot(c: &PlotCommand) -> anyhow::Result<()> {
+    let (a, kind) = match c {
+        PlotCommand::Curves(a) => (a, "curves"),
+        PlotCommand::Shots(a) => (a, "shots"),
+    };
+    let run = RunDir::new(&a.run);
+    if !run.config().is_file() {
+        return Err(modicl_trainer::TrainError::NotARun(format!(
+            "{} is not a run directory (no config.toml)",
+            a.run.display()
+        ))
+        .into());
+    }
+    let records = metrics::read(&run.metrics(), &run.shots())
+        .with_context(|| format!("reading the metrics of {}", a.run.display()))?;
+    if records.is_empty() {
+        bail!("{} has no evaluations yet", a.run.display());
+    }
+    let best = run
+        .complete_checkpoints()
+        .ok()
+        .and_then(|_| rundir::read_state(&run.best_ood()).ok())
+        .map(|s| s.step);
+    let stem = a.out.clone().unwrap_or_else(|| run.plots().join(kind));
+    let title = a.run.file_name().map_or_else(
+        || a.run.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let paths = match kind {
+        "curves" => report::curves(&records, best, &stem, &title)?,
+        _ => report::shots(&records, best, &stem, &title)?,
+    };
+    for p in paths {
+        println!("wrote {}", p.display());
+    }
+    Ok(())
+}

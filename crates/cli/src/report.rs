@@ -1,0 +1,154 @@
+//! What a run's numbers look like to a person: tables and plots of metrics records.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use modicl_plots::{line_charts, Corner, Panel, Series};
+use modicl_trainer::{Record, SetMetrics};
+
+/// The sets in display order, with their palette colours.
+const SETS: [(&str, usize); 5] = [
+    ("train_batch", 7),
+    ("id_train", 0),
+    ("id_test", 1),
+    ("ood_train", 2),
+    ("ood_test", 3),
+];
+
+fn color(set: &str) -> usize {
+    SETS.iter().find(|s| s.0 == set).map_or(4, |s| s.1)
+}
+
+/// A table of loss and accuracies, one row per set.
+pub fn table(sets: &[SetMetrics]) -> String {
+    let mut out = format!(
+        "{:<12} {:>8} {:>9} {:>10} {:>10}\n",
+        "set", "loss", "acc", "acc_last", "samples"
+    );
+    for m in sets {
+        let _ = writeln!(
+            out,
+            "{:<12} {:>8.4} {:>9.4} {:>10.4} {:>10}",
+            m.set,
+            m.loss,
+            m.acc(),
+            m.acc_last(),
+            m.count
+        );
+    }
+    out
+}
+
+/// Loss, all-shot accuracy and last-shot accuracy against step (log x), with the
+/// early-stopping step marked: `<stem>.png` and `<stem>.svg`.
+pub fn curves(
+    records: &[Record],
+    best: Option<u64>,
+    stem: &Path,
+    title: &str,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let series = |value: &dyn Fn(&SetMetrics) -> f64| -> Vec<Series> {
+        SETS.iter()
+            .map(|&(name, c)| Series {
+                label: name.to_string(),
+                color: c,
+                dashed: name == "train_batch",
+                points: records
+                    .iter()
+                    .filter_map(|r| r.set(name).map(|m| (r.step as f64, value(m))))
+                    .collect(),
+            })
+            .filter(|s| !s.points.is_empty())
+            .collect()
+    };
+    let marker = best.map(|s| (s as f64, format!("best o.o.d. test (step {s})")));
+    let panel = |title: &str, y: &str, range, value: &dyn Fn(&SetMetrics) -> f64| Panel {
+        title: title.to_string(),
+        x_label: "step".into(),
+        y_label: y.to_string(),
+        log_x: true,
+        y_range: range,
+        series: series(value),
+        marker: marker.clone(),
+        // Loss falls and accuracy rises from the left: keep the legend where lines are not.
+        legend: if range.is_none() {
+            Corner::UpperRight
+        } else {
+            Corner::UpperLeft
+        },
+    };
+    let panels = [
+        panel("loss", "cross-entropy", None, &|m| m.loss),
+        panel("accuracy, all shots", "accuracy", Some((0.0, 1.0)), &|m| {
+            m.acc()
+        }),
+        panel("accuracy, last shot", "accuracy", Some((0.0, 1.0)), &|m| {
+            m.acc_last()
+        }),
+    ];
+    Ok(line_charts(stem, title, &panels, 3)?)
+}
+
+/// Accuracy against shot on the four sets at the last evaluation (solid) and at the
+/// early-stopping step (dashed, when it differs): `<stem>.png` and `<stem>.svg`.
+pub fn shots(
+    records: &[Record],
+    best: Option<u64>,
+    stem: &Path,
+    title: &str,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let last = records
+        .last()
+        .ok_or_else(|| anyhow::anyhow!("the run has no evaluations yet"))?;
+    let mut series = Vec::new();
+    let mut add = |r: &Record, dashed: bool| {
+        for &(name, c) in &SETS[1..] {
+            if let Some(m) = r.set(name) {
+                series.push(Series {
+                    label: format!("{name}, step {}", r.step),
+                    color: c,
+                    dashed,
+                    points: (0..m.shot_count.len())
+                        .map(|i| (i as f64, m.acc_shot(i)))
+                        .collect(),
+                });
+            }
+        }
+    };
+    add(last, false);
+    if let Some(b) = best.filter(|&b| b != last.step) {
+        if let Some(r) = records.iter().find(|r| r.step == b) {
+            add(r, true);
+        }
+    }
+    shots_chart(series, stem, title)
+}
+
+/// One per-shot panel from ready series.
+pub fn shots_chart(series: Vec<Series>, stem: &Path, title: &str) -> anyhow::Result<Vec<PathBuf>> {
+    let panel = Panel {
+        title: "accuracy per shot (examples in context)".into(),
+        x_label: "shot".into(),
+        y_label: "accuracy".into(),
+        log_x: false,
+        y_range: Some((0.0, 1.0)),
+        series,
+        marker: None,
+        legend: Corner::LowerRight,
+    };
+    Ok(line_charts(stem, title, &[panel], 1)?)
+}
+
+/// Series of one evaluation's per-shot accuracies, for [`shots_chart`].
+pub fn shot_series(sets: &[SetMetrics], suffix: &str) -> Vec<Series> {
+    sets.iter()
+        .map(|m| Series {
+            label: format!("{}{suffix}", m.set),
+            color: color(&m.set),
+            dashed: false,
+            points: (0..m.shot_count.len())
+                .map(|i| (i as f64, m.acc_shot(i)))
+                .collect(),
+        })
+        .collect()
+}

@@ -1,0 +1,228 @@
+//! `modicl train`: one run, fresh or resumed, with a progress bar and a summary at the end.
+
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use modicl_trainer::{Observer, Outcome, Record, RunDir, Trainer};
+
+use crate::args::TrainArgs;
+use crate::report;
+
+/// Raised by Ctrl-C; the loop finishes its step, checkpoints and returns.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// The run was stopped by Ctrl-C after writing a checkpoint (exit status 130).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "interrupted at step {step}; checkpoint written, continue with: modicl train --resume {dir}"
+)]
+pub struct Interrupted {
+    pub step: u64,
+    pub dir: String,
+}
+
+/// A rayon pool with `threads` workers (all cores when `None`).
+pub fn pool(threads: Option<u32>) -> anyhow::Result<rayon::ThreadPool> {
+    let mut b = rayon::ThreadPoolBuilder::new();
+    if let Some(t) = threads {
+        b = b.num_threads(t as usize);
+    }
+    b.build().context("starting the thread pool")
+}
+
+pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
+    let mut trainer = match &a.resume {
+        Some(dir) => Trainer::resume(RunDir::new(dir))?,
+        None => {
+            let cfg = a.cfg.resolve()?;
+            let root = a
+                .run_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("runs").join(&cfg.train.name));
+            Trainer::create(cfg, RunDir::new(root), a.overwrite)?
+        }
+    };
+    for w in &trainer.ds.warnings {
+        eprintln!("warning: {w}");
+    }
+    let dir = trainer.dir.root.display().to_string();
+    if a.resume.is_some() && trainer.dir.is_done() {
+        println!("{dir} has already finished (DONE); nothing to do");
+        return Ok(());
+    }
+    print_header(&trainer);
+    ctrlc::set_handler(|| {
+        if STOP.swap(true, Ordering::SeqCst) {
+            eprintln!("\nsecond interrupt: exiting without a checkpoint");
+            std::process::exit(130);
+        }
+        eprintln!(
+            "\ninterrupt: finishing this step and writing a checkpoint (Ctrl-C again to quit now)"
+        );
+    })
+    .context("installing the Ctrl-C handler")?;
+    let mut progress = Progress::new(a.quiet || !std::io::stderr().is_terminal());
+    let outcome = pool(a.threads)?.install(|| trainer.run(&mut progress, &STOP));
+    progress.finish();
+    match outcome? {
+        Outcome::Interrupted { step } => Err(Interrupted { step, dir }.into()),
+        Outcome::Finished(summary) => {
+            let last = trainer.records.last();
+            if let Some(r) = last {
+                println!(
+                    "\nfinal metrics (step {}):\n{}",
+                    r.step,
+                    report::table(&r.sets)
+                );
+            }
+            if let Some(b) = trainer.best_record() {
+                println!(
+                    "early-stopped metrics (best o.o.d.-test last-shot accuracy, step {}):\n{}",
+                    b.step,
+                    report::table(&b.sets)
+                );
+            }
+            println!(
+                "{} steps in {:.1} s ({:.2} steps/s; {:.2} steps/s without evaluation and checkpoints)",
+                summary.steps_run, summary.wall_s, summary.steps_per_s, summary.train_only_steps_per_s
+            );
+            write_plots(
+                &trainer.dir,
+                &trainer.records,
+                trainer.best.as_ref().map(|b| b.step),
+            )?;
+            println!("run directory: {dir}");
+            Ok(())
+        }
+    }
+}
+
+/// Writes `plots/curves` and `plots/shots` (PNG and SVG) and prints their paths.
+pub fn write_plots(dir: &RunDir, records: &[Record], best: Option<u64>) -> anyhow::Result<()> {
+    let name = dir.root.file_name().map_or_else(
+        || dir.root.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let mut paths = report::curves(records, best, &dir.plots().join("curves"), &name)?;
+    paths.extend(report::shots(
+        records,
+        best,
+        &dir.plots().join("shots"),
+        &name,
+    )?);
+    for p in paths {
+        println!("wrote {}", p.display());
+    }
+    Ok(())
+}
+
+fn print_header(t: &Trainer) {
+    let resumed = if t.step > 0 {
+        format!(", resuming at step {}", t.step)
+    } else {
+        String::new()
+    };
+    println!(
+        "run {} -> {}{resumed}\n{} pre-training tasks, {} o.o.d. tasks, {} train / {} test inputs, {} parameters",
+        t.cfg.train.name,
+        t.dir.root.display(),
+        t.ds.n_id(),
+        t.ds.n_ood(),
+        t.ds.inputs.train.len(),
+        t.ds.inputs.test.len(),
+        t.model.layout.total
+    );
+    let width = t.cfg.rows().iter().map(|r| r.0.len()).max().unwrap_or(0);
+    for (key, value, _) in t.cfg.rows() {
+        println!("  {key:<width$}  {value}");
+    }
+    println!();
+}
+
+/// A progress bar on a terminal; a log line per evaluation otherwise.
+struct Progress {
+    bar: Option<ProgressBar>,
+    plain: bool,
+    started: Instant,
+    first_step: u64,
+    total: u64,
+    last_eval: String,
+}
+
+impl Progress {
+    fn new(plain: bool) -> Progress {
+        Progress {
+            bar: None,
+            plain,
+            started: Instant::now(),
+            first_step: 0,
+            total: 0,
+            last_eval: String::new(),
+        }
+    }
+    fn finish(&mut self) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+    }
+}
+
+impl Observer for Progress {
+    fn start(&mut self, t: &Trainer) {
+        self.total = t.cfg.train.steps;
+        self.first_step = t.step;
+        self.started = Instant::now();
+        if !self.plain {
+            let bar = ProgressBar::new(self.total);
+            bar.set_style(
+                ProgressStyle::with_template("{bar:24} {pos}/{len} {per_sec:.dim} eta {eta} {msg}")
+                    .expect("valid template"),
+            );
+            bar.set_position(t.step);
+            bar.reset_eta();
+            self.bar = Some(bar);
+        }
+    }
+
+    fn step(&mut self, step: u64, lr: f64, loss: f32, acc: f64) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(step);
+            bar.set_message(format!(
+                "lr {lr:.2e} loss {loss:.3} acc {acc:.3}{}",
+                self.last_eval
+            ));
+        }
+    }
+
+    fn eval(&mut self, r: &Record) {
+        let acc = |set: &str| r.set(set).map_or(f64::NAN, |m| m.acc_last());
+        self.last_eval = format!(
+            " | last-shot id {:.3}/{:.3} ood {:.3}/{:.3}",
+            acc("id_train"),
+            acc("id_test"),
+            acc("ood_train"),
+            acc("ood_test")
+        );
+        if self.plain {
+            let secs = self.started.elapsed().as_secs_f64();
+            let rate = (r.step - self.first_step) as f64 / secs.max(1e-9);
+            let eta = (self.total - r.step) as f64 / rate.max(1e-9);
+            let train = r.set("train_batch");
+            println!(
+                "step {}/{} lr {:.2e} loss {:.4} acc {:.3}{} | {:.2} steps/s, eta {:.0} s",
+                r.step,
+                self.total,
+                r.lr,
+                train.map_or(f64::NAN, |m| m.loss),
+                train.map_or(f64::NAN, |m| m.acc()),
+                self.last_eval,
+                rate,
+                eta
+            );
+        }
+    }
+}

@@ -1,0 +1,387 @@
+//! `modicl train`, `eval` and `plot` as a user runs them: killed with SIGKILL at arbitrary
+//! moments and resumed, the run ends byte-identical to an uninterrupted one; Ctrl-C exits 130
+//! with a checkpoint; bad input exits 2 with one line.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const TINY: &[&str] = &[
+    "--set",
+    "task.p=7",
+    "--set",
+    "task.n_base=2",
+    "--set",
+    "task.batch=16",
+    "--set",
+    "task.examples=6",
+    "--set",
+    "model.d_model=16",
+    "--set",
+    "model.heads=2",
+    "--set",
+    "model.layers=2",
+    "--set",
+    "optim.lr=3e-3",
+    "--set",
+    "train.warmup=20",
+    "--set",
+    "train.eval_every=25",
+    "--set",
+    "train.checkpoints=log:4",
+    "--set",
+    "train.save_every=7",
+    "--set",
+    "eval.seqs_per_task=2",
+    "--threads",
+    "1",
+    "--quiet",
+];
+
+fn cmd(dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_modicl"));
+    c.args(args).current_dir(dir);
+    c
+}
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    cmd(dir, args).output().expect("runs")
+}
+
+fn train_args<'a>(run_dir: &'a str, steps: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut a = vec!["train", "--run-dir", run_dir, "--set", steps];
+    a.extend_from_slice(TINY);
+    a.extend_from_slice(extra);
+    a
+}
+
+fn spawn(dir: &Path, args: &[&str]) -> Child {
+    cmd(dir, args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawns")
+}
+
+/// Every file of a run that must not depend on interruptions (not summary.json, which
+/// holds timings, nor the plots).
+fn outputs(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for f in ["config.toml", "metrics.csv", "shots.csv", "DONE"] {
+        out.push((f.to_string(), fs::read(dir.join(f)).unwrap()));
+    }
+    let mut cks: Vec<String> = fs::read_dir(dir.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    cks.sort();
+    for ck in cks {
+        let mut files: Vec<String> = fs::read_dir(dir.join("checkpoints").join(&ck))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        for f in files {
+            let p = format!("checkpoints/{ck}/{f}");
+            out.push((p.clone(), fs::read(dir.join(&p)).unwrap()));
+        }
+    }
+    out
+}
+
+fn assert_same(got: &[(String, Vec<u8>)], want: &[(String, Vec<u8>)]) {
+    let names = |v: &[(String, Vec<u8>)]| v.iter().map(|f| f.0.clone()).collect::<Vec<_>>();
+    assert_eq!(names(got), names(want));
+    for (g, w) in got.iter().zip(want) {
+        assert!(g.1 == w.1, "{} differs", g.0);
+    }
+}
+
+#[test]
+fn sigkill_at_any_moment_then_resume_is_byte_identical() {
+    let tmp = tempfile::tempdir().unwrap();
+    let steps = "train.steps=1500";
+    let o = run(tmp.path(), &train_args("straight", steps, &[]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let want = outputs(&tmp.path().join("straight"));
+
+    // Kill at pseudo-random moments: during start-up, steps, evaluations and checkpoint writes.
+    let mut child = spawn(tmp.path(), &train_args("killed", steps, &[]));
+    let mut kills = 0;
+    let mut delay: u64 = 17;
+    for _ in 0..8 {
+        delay = (delay * 7919 + 13) % 400 + 40;
+        std::thread::sleep(Duration::from_millis(delay));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+            kills += 1;
+        }
+        child.wait().unwrap();
+        child = spawn(
+            tmp.path(),
+            &["train", "--resume", "killed", "--quiet", "--threads", "1"],
+        );
+    }
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    assert!(kills >= 4, "only {kills} kills landed mid-run");
+    assert_same(&outputs(&tmp.path().join("killed")), &want);
+    let leftovers: Vec<String> = fs::read_dir(tmp.path().join("killed/checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn ctrl_c_checkpoints_and_exits_130_then_resume_finishes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let child = spawn(tmp.path(), &train_args("r", "train.steps=200000", &[]));
+    let metrics = tmp.path().join("r/metrics.csv");
+    let start = Instant::now();
+    while fs::read_to_string(&metrics).map_or(true, |m| m.lines().count() < 12) {
+        assert!(start.elapsed() < Duration::from_secs(60), "no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("interrupted at step") && err.contains("--resume"),
+        "{err}"
+    );
+    let run = tmp.path().join("r");
+    assert!(!run.join("DONE").exists());
+    let cks: Vec<u64> = fs::read_dir(run.join("checkpoints"))
+        .unwrap()
+        .filter_map(|e| {
+            let n = e.unwrap().file_name().to_string_lossy().into_owned();
+            n.strip_prefix("step_").and_then(|s| s.parse().ok())
+        })
+        .collect();
+    let newest = *cks.iter().max().expect("a checkpoint");
+    assert!(newest >= 25, "{cks:?}");
+    assert!(run.join(format!("checkpoints/step_{newest}/DONE")).exists());
+    // The resumed process starts from that checkpoint (it says so before its first step).
+    let mut child = cmd(
+        tmp.path(),
+        &["train", "--resume", "r", "--quiet", "--threads", "1"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert!(out.contains(&format!("resuming at step {newest}")), "{out}");
+}
+
+#[test]
+fn train_eval_and_plot_write_what_they_say() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = run(tmp.path(), &train_args("r", "train.steps=120", &[]));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for needle in [
+        "final metrics (step 120)",
+        "ood_test",
+        "early-stopped metrics",
+        "plots/curves.png",
+    ] {
+        assert!(out.contains(needle), "'{needle}' not in {out}");
+    }
+    assert!(
+        out.contains("task.p") && out.contains("optim.lr"),
+        "config table printed"
+    );
+    let run_dir = tmp.path().join("r");
+    for f in [
+        "plots/curves.png",
+        "plots/curves.svg",
+        "plots/shots.png",
+        "plots/shots.svg",
+    ] {
+        let bytes = fs::read(run_dir.join(f)).unwrap();
+        if f.ends_with(".png") {
+            assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{f}");
+        } else {
+            assert!(String::from_utf8_lossy(&bytes).contains("<svg"), "{f}");
+        }
+    }
+    let summary: serde_json::Value =
+        serde_json::from_slice(&fs::read(run_dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["last"]["step"], 120);
+    let acc = summary["last"]["sets"]["id_train"]["acc_last"]
+        .as_f64()
+        .unwrap();
+    assert!((0.0..=1.0).contains(&acc));
+
+    // The checkpoint holds the whole official state_dict, with format version and config hash.
+    let model = fs::read(run_dir.join("checkpoints/step_120/model.safetensors")).unwrap();
+    let n = u64::from_le_bytes(model[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&model[8..8 + n]).unwrap();
+    for key in [
+        "transformer.wte.weight",
+        "lm_head.weight",
+        "transformer.h.1.attn.rotary_emb.freqs",
+        "transformer.ln_f.weight",
+    ] {
+        assert!(header.get(key).is_some(), "{key} missing");
+    }
+    assert_eq!(
+        header["transformer.h.1.attn.rotary_emb.freqs"]["shape"],
+        serde_json::json!([4])
+    );
+    assert_eq!(header["__metadata__"]["format_version"], "1");
+    assert_eq!(header["__metadata__"]["step"], "120");
+    assert!(
+        header["__metadata__"]["config_hash"]
+            .as_str()
+            .unwrap()
+            .len()
+            == 16
+    );
+
+    for which in ["last", "best_ood", "120"] {
+        let o = run(
+            tmp.path(),
+            &[
+                "eval",
+                "r",
+                "--checkpoint",
+                which,
+                "--json",
+                "--threads",
+                "1",
+            ],
+        );
+        assert!(
+            o.status.success(),
+            "{which}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let sets = v["sets"].as_array().unwrap();
+        assert_eq!(sets.len(), 4);
+        for s in sets {
+            assert_eq!(s["acc_per_shot"].as_array().unwrap().len(), 6);
+        }
+    }
+    let ev = run_dir.join("eval/step_120");
+    for f in ["shots.csv", "eval.json", "shots.png", "shots.svg"] {
+        assert!(ev.join(f).is_file(), "{f}");
+    }
+    // A checkpoint directory works as well as the run directory.
+    let o = run(
+        tmp.path(),
+        &["eval", "r/checkpoints/step_120", "--threads", "1"],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("shot"));
+
+    let o = run(tmp.path(), &["plot", "curves", "r", "--out", "c"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(tmp.path().join("c.png").is_file() && tmp.path().join("c.svg").is_file());
+
+    // Finished runs stay finished.
+    let o = run(tmp.path(), &["train", "--resume", "r"]);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).contains("already finished"));
+}
+
+/// Expects exit status 2 and a one-line error containing every needle.
+fn bad_input(dir: &Path, args: &[&str], needles: &[&str]) {
+    let o = run(dir, args);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+    for n in needles {
+        assert!(err.contains(n), "{args:?}: '{n}' not in {err}");
+    }
+}
+
+#[test]
+fn bad_input_is_one_line_and_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    bad_input(
+        d,
+        &["train", "--preset", "nope"],
+        &["--preset", "'nope'", "paper-d4"],
+    );
+    bad_input(
+        d,
+        &["train", "--set", "model.d_model=30"],
+        &["model.d_model = 30", "multiple of"],
+    );
+    bad_input(
+        d,
+        &["train", "--set", "train.warmup=9999999"],
+        &["train.warmup", "below train.steps"],
+    );
+    bad_input(
+        d,
+        &["train", "--set", "optim.lr=0"],
+        &["optim.lr = 0", "(0, 10]"],
+    );
+    bad_input(
+        d,
+        &["train", "--set", "optim.beta2=1"],
+        &["optim.beta2 = 1"],
+    );
+    bad_input(
+        d,
+        &["train", "--set", "train.checkpoints=log:0"],
+        &["train.checkpoints"],
+    );
+    bad_input(
+        d,
+        &["train", "--set", "train.name=../x"],
+        &["train.name = '../x'"],
+    );
+    bad_input(
+        d,
+        &["train", "--set", "model.act=tanh"],
+        &["model.act", "'relu' or 'gelu'"],
+    );
+    bad_input(
+        d,
+        &["train", "--set", "modle.layers=2"],
+        &["did you mean model.layers"],
+    );
+    bad_input(
+        d,
+        &["train", "--resume", "nowhere"],
+        &["not a run directory"],
+    );
+    bad_input(d, &["eval", "nowhere"], &["neither a run directory"]);
+    let o = run(d, &train_args("r", "train.steps=30", &[]));
+    assert!(o.status.success());
+    bad_input(
+        d,
+        &train_args("r", "train.steps=30", &[]),
+        &["already holds a run", "--resume"],
+    );
+    bad_input(
+        d,
+        &["eval", "r", "--checkpoint", "later"],
+        &["--checkpoint", "'later'"],
+    );
+    bad_input(
+        d,
+        &["eval", "r", "--checkpoint", "2"],
+        &["not a complete checkpoint"],
+    );
+    let o = run(d, &train_args("r", "train.steps=30", &["--overwrite"]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}

@@ -1,0 +1,265 @@
+//! The `model`, `optim` and `train` sections: the network, the optimizer and the loop.
+
+use crate::ConfigError;
+
+/// MLP activation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Act {
+    /// ReLU, as the paper's models.
+    Relu,
+    /// GELU, tanh approximation.
+    Gelu,
+}
+
+impl Act {
+    pub fn parse(key: &str, s: &str) -> Result<Self, ConfigError> {
+        match s {
+            "relu" => Ok(Act::Relu),
+            "gelu" => Ok(Act::Gelu),
+            _ => Err(ConfigError::invalid(
+                key,
+                format!("'{s}'"),
+                "'relu' or 'gelu'",
+            )),
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Act::Relu => "relu",
+            Act::Gelu => "gelu",
+        }
+    }
+}
+
+/// The `model` section. The vocabulary follows from `task.p` (p + 18, the official tokenizer).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelSection {
+    pub d_model: u32,
+    pub heads: u32,
+    pub layers: u32,
+    pub mlp_ratio: u32,
+    pub act: Act,
+    /// Output head tied to the token embedding.
+    pub tied: bool,
+    pub rope_theta: f64,
+    pub ln_eps: f64,
+}
+
+impl Default for ModelSection {
+    /// The paper's depth-4 model: d 512, 4 heads, 4 blocks, MLP 4·d, ReLU, tied, RoPE 10^4.
+    fn default() -> Self {
+        ModelSection {
+            d_model: 512,
+            heads: 4,
+            layers: 4,
+            mlp_ratio: 4,
+            act: Act::Relu,
+            tied: true,
+            rope_theta: 10_000.0,
+            ln_eps: 1e-5,
+        }
+    }
+}
+
+/// The `optim` section (AdamW).
+#[derive(Clone, Debug, PartialEq)]
+pub struct OptimSection {
+    /// Peak learning rate.
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+}
+
+impl Default for OptimSection {
+    /// The paper's: lr 1.5e-4, weight decay 2.0, betas (0.9, 0.98), eps 1e-8.
+    fn default() -> Self {
+        OptimSection {
+            lr: 1.5e-4,
+            weight_decay: 2.0,
+            beta1: 0.9,
+            beta2: 0.98,
+            eps: 1e-8,
+        }
+    }
+}
+
+/// Which steps keep a named checkpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CheckpointSteps {
+    /// `n` log-spaced steps from the end of warm-up to the last step, as the official
+    /// `np.logspace(log10(warmup), log10(steps), n, dtype=int)`, plus the last step.
+    Log(u32),
+    /// Exactly these steps (0 = the initial weights), plus the last step.
+    List(Vec<u64>),
+}
+
+impl CheckpointSteps {
+    const ALLOWED: &'static str =
+        "'log:N' (N in 1..=1000) or a list of steps such as [0, 1000, 5000] or '0,1000,5000'";
+
+    pub fn parse(key: &str, v: &toml::Value) -> Result<Self, ConfigError> {
+        let bad = || ConfigError::invalid(key, v, Self::ALLOWED);
+        let steps = |items: Vec<Option<i64>>| -> Result<Self, ConfigError> {
+            let mut out = Vec::with_capacity(items.len());
+            for s in items {
+                match s {
+                    Some(s) if s >= 0 => out.push(s as u64),
+                    _ => return Err(bad()),
+                }
+            }
+            out.sort_unstable();
+            out.dedup();
+            Ok(CheckpointSteps::List(out))
+        };
+        match v {
+            toml::Value::Array(a) => steps(a.iter().map(|x| x.as_integer()).collect()),
+            toml::Value::Integer(n) => steps(vec![Some(*n)]),
+            toml::Value::String(s) => {
+                let s = s.trim();
+                if let Some(n) = s.strip_prefix("log:") {
+                    return match n.trim().parse::<u32>() {
+                        Ok(n) if (1..=1000).contains(&n) => Ok(CheckpointSteps::Log(n)),
+                        _ => Err(bad()),
+                    };
+                }
+                if s.is_empty() {
+                    return Ok(CheckpointSteps::List(Vec::new()));
+                }
+                steps(s.split(',').map(|x| x.trim().parse().ok()).collect())
+            }
+            _ => Err(bad()),
+        }
+    }
+
+    pub fn to_value(&self) -> toml::Value {
+        match self {
+            CheckpointSteps::Log(n) => toml::Value::String(format!("log:{n}")),
+            CheckpointSteps::List(l) => {
+                toml::Value::Array(l.iter().map(|&s| toml::Value::Integer(s as i64)).collect())
+            }
+        }
+    }
+
+    /// The resolved, sorted steps for a run of `steps` steps with `warmup` warm-up steps;
+    /// always includes the last step, never a step past it.
+    pub fn resolve(&self, steps: u64, warmup: u64) -> Vec<u64> {
+        let mut out: Vec<u64> = match self {
+            CheckpointSteps::List(l) => l.iter().copied().filter(|&s| s <= steps).collect(),
+            CheckpointSteps::Log(n) => {
+                let (lo, hi) = (
+                    (warmup.max(1) as f64).log10(),
+                    (steps.max(1) as f64).log10(),
+                );
+                let n = *n as usize;
+                (0..n)
+                    .map(|i| {
+                        // np.logspace(lo, hi, n): 10^(lo + i·(hi − lo)/(n − 1)), truncated.
+                        let e = if n == 1 {
+                            hi
+                        } else {
+                            lo + (hi - lo) * i as f64 / (n - 1) as f64
+                        };
+                        // Nudge up by a few ulps so that exact powers such as 10^3 do not
+                        // truncate to 999 (numpy computes 10**e and lands on 1000.0).
+                        let x = 10f64.powf(e);
+                        (x * (1.0 + 4.0 * f64::EPSILON)).floor() as u64
+                    })
+                    .filter(|&s| s <= steps)
+                    .collect()
+            }
+        };
+        out.push(steps);
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+}
+
+/// The `train` section.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainSection {
+    /// Run name: the run directory defaults to `runs/<name>`.
+    pub name: String,
+    /// Optimizer steps.
+    pub steps: u64,
+    /// Linear warm-up steps (from 0.01·lr to lr), then cosine decay to 0.1·lr.
+    pub warmup: u64,
+    /// Evaluate the four sets every this many steps (and at step 1 and the last step).
+    pub eval_every: u64,
+    /// Named checkpoints kept in `checkpoints/step_<N>/`.
+    pub checkpoints: CheckpointSteps,
+    /// A resume checkpoint every this many steps (replaced by the next; 0 = none).
+    pub save_every: u64,
+}
+
+impl Default for TrainSection {
+    /// The paper's: 200k steps, 10k warm-up, evaluation every 1000 steps.
+    fn default() -> Self {
+        TrainSection {
+            name: "paper-d4".into(),
+            steps: 200_000,
+            warmup: 10_000,
+            eval_every: 1000,
+            checkpoints: CheckpointSteps::Log(10),
+            save_every: 5000,
+        }
+    }
+}
+
+/// A run name: what may appear as one path component.
+pub(crate) fn check_name(key: &str, s: &str) -> Result<String, ConfigError> {
+    const ALLOWED: &str = "1 to 128 characters from A-Z a-z 0-9 . _ - (not starting with '.')";
+    let ok = !s.is_empty()
+        && s.len() <= 128
+        && !s.starts_with('.')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(ConfigError::invalid(key, format!("'{s}'"), ALLOWED))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_checkpoints_match_numpy_logspace() {
+        // sorted(set(np.logspace(np.log10(10000), np.log10(200000), 10, dtype=int)))
+        // (values computed with numpy 2)
+        let want = [
+            10000, 13949, 19458, 27144, 37864, 52819, 73680, 102780, 143374, 200000,
+        ];
+        assert_eq!(CheckpointSteps::Log(10).resolve(200_000, 10_000), want);
+        let want = [20, 38, 74, 143, 277, 536, 1035, 2000];
+        assert_eq!(CheckpointSteps::Log(8).resolve(2000, 20), want);
+        let want = [
+            100, 145, 210, 305, 443, 643, 933, 1353, 1964, 2850, 4135, 6000,
+        ];
+        assert_eq!(CheckpointSteps::Log(12).resolve(6000, 100), want);
+        // np.logspace(1, 3, 3, dtype=int) = [10, 100, 1000]
+        assert_eq!(CheckpointSteps::Log(3).resolve(1000, 10), [10, 100, 1000]);
+        assert_eq!(CheckpointSteps::Log(1).resolve(500, 50), [500]);
+    }
+
+    #[test]
+    fn explicit_checkpoints_parse_and_clip() {
+        let v = crate::parse_value("[5000, 0, 100, 100]");
+        let c = CheckpointSteps::parse("train.checkpoints", &v).unwrap();
+        assert_eq!(c, CheckpointSteps::List(vec![0, 100, 5000]));
+        assert_eq!(c.resolve(1000, 10), [0, 100, 1000]);
+        let s = crate::parse_value("0,10");
+        assert_eq!(
+            CheckpointSteps::parse("k", &s).unwrap(),
+            CheckpointSteps::List(vec![0, 10])
+        );
+        for bad in ["log:0", "log:x", "1,-2", "a,b", "[1.5]", "true"] {
+            let e = CheckpointSteps::parse("train.checkpoints", &crate::parse_value(bad));
+            assert!(e.is_err(), "{bad}");
+        }
+    }
+}

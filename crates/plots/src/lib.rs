@@ -1,0 +1,312 @@
+//! modicl's plots, drawn with `plotters` and written as PNG and SVG side by side.
+//!
+//! The crate takes plain numbers (series of points, grids), not trainer types, so any stage
+//! can plot. Text is set in DejaVu Sans, embedded in the binary, so PNGs look the same on a
+//! machine without fonts. Files are written atomically (temporary name, then rename).
+
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+/// Errors while drawing or writing a plot.
+#[derive(Debug, thiserror::Error)]
+pub enum PlotError {
+    #[error("drawing {what}: {reason}")]
+    Draw { what: String, reason: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("nothing to plot: {0}")]
+    Empty(String),
+}
+
+/// One line of a chart.
+#[derive(Clone, Debug)]
+pub struct Series {
+    pub label: String,
+    /// Index into the palette; series sharing it share a colour.
+    pub color: usize,
+    pub dashed: bool,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// One chart: axes, lines and an optional marked x position.
+#[derive(Clone, Debug, Default)]
+pub struct Panel {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub log_x: bool,
+    /// Fixed y range (accuracies: 0..1); otherwise fitted to the data.
+    pub y_range: Option<(f64, f64)>,
+    pub series: Vec<Series>,
+    /// A vertical marker (x, label), e.g. the early-stopping step.
+    pub marker: Option<(f64, String)>,
+    /// Where the legend goes.
+    pub legend: Corner,
+}
+
+/// A corner of a chart.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Corner {
+    #[default]
+    UpperLeft,
+    UpperRight,
+    LowerLeft,
+    LowerRight,
+}
+
+/// Colours of series 0, 1, ... (the "tab10" hues).
+pub const PALETTE: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+];
+
+static FONT: Once = Once::new();
+
+fn register_font() {
+    FONT.call_once(|| {
+        let bytes: &'static [u8] = include_bytes!("../assets/DejaVuSans.ttf");
+        // The embedded font is known to be valid; a failure would only lose the text.
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, bytes);
+    });
+}
+
+/// Draws `panels` side by side (a grid of `cols` columns) and writes `<stem>.png` and
+/// `<stem>.svg`; returns both paths.
+pub fn line_charts(
+    stem: &Path,
+    title: &str,
+    panels: &[Panel],
+    cols: usize,
+) -> Result<Vec<PathBuf>, PlotError> {
+    if panels
+        .iter()
+        .all(|p| p.series.iter().all(|s| s.points.is_empty()))
+    {
+        return Err(PlotError::Empty(title.to_string()));
+    }
+    let cols = cols.clamp(1, panels.len().max(1));
+    let rows = panels.len().div_ceil(cols);
+    let size = (560 * cols as u32, 420 * rows as u32 + 40);
+    let fig = Lines {
+        title,
+        panels,
+        grid: (rows, cols),
+    };
+    render(stem, size, &fig)
+}
+
+struct Lines<'a> {
+    title: &'a str,
+    panels: &'a [Panel],
+    grid: (usize, usize),
+}
+
+impl Figure for Lines<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let root = root.titled(self.title, ("sans-serif", 24))?;
+        for (area, p) in root.split_evenly(self.grid).iter().zip(self.panels) {
+            draw_panel(area, p)?;
+        }
+        Ok(())
+    }
+}
+
+/// Something drawn the same way on any backend.
+pub trait Figure {
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> DrawResult<DB>;
+}
+
+/// What drawing on backend `DB` returns.
+pub type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
+
+fn fit(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
+    (lo <= hi).then_some((lo, hi))
+}
+
+fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &Panel) -> DrawResult<DB> {
+    let pts = || p.series.iter().flat_map(|s| s.points.iter());
+    let (mut x0, mut x1) =
+        fit(pts().map(|q| q.0).filter(|&x| !p.log_x || x > 0.0)).unwrap_or((1.0, 10.0));
+    if x1 <= x0 {
+        x1 = x0 * 2.0 + 1.0;
+    }
+    if p.log_x {
+        x0 = x0.max(1e-9);
+    }
+    let (y0, y1) = p.y_range.unwrap_or_else(|| {
+        let (lo, hi) = fit(pts().map(|q| q.1)).unwrap_or((0.0, 1.0));
+        let pad = ((hi - lo) * 0.05).max(1e-6);
+        (lo - pad, hi + pad)
+    });
+    let mut b = ChartBuilder::on(area);
+    b.caption(&p.title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(42)
+        .y_label_area_size(56);
+    if p.log_x {
+        let mut chart = b.build_cartesian_2d((x0..x1).log_scale(), y0..y1)?;
+        chart
+            .configure_mesh()
+            .x_desc(&p.x_label)
+            .y_desc(&p.y_label)
+            .label_style(("sans-serif", 13))
+            .light_line_style(WHITE)
+            .x_label_formatter(&|x| format_tick(*x))
+            .draw()?;
+        draw_lines(&mut chart, p, (y0, y1))
+    } else {
+        let mut chart = b.build_cartesian_2d(x0..x1, y0..y1)?;
+        chart
+            .configure_mesh()
+            .x_desc(&p.x_label)
+            .y_desc(&p.y_label)
+            .label_style(("sans-serif", 13))
+            .light_line_style(WHITE)
+            .x_label_formatter(&|x| format_tick(*x))
+            .draw()?;
+        draw_lines(&mut chart, p, (y0, y1))
+    }
+}
+
+fn draw_lines<'a, DB, X>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, plotters::coord::types::RangedCoordf64>>,
+    p: &Panel,
+    (y0, y1): (f64, f64),
+) -> DrawResult<DB>
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged<ValueType = f64>,
+{
+    for s in &p.series {
+        let color = PALETTE[s.color % PALETTE.len()];
+        let style = color.stroke_width(2);
+        let pts: Vec<(f64, f64)> = s
+            .points
+            .iter()
+            .copied()
+            .filter(|q| q.1.is_finite() && (q.0 > 0.0 || !p.log_x))
+            .collect();
+        let anno = if s.dashed {
+            chart.draw_series(DashedLineSeries::new(pts, 6, 4, style))?
+        } else {
+            chart.draw_series(LineSeries::new(pts, style))?
+        };
+        let dashed = s.dashed;
+        anno.label(&s.label).legend(move |(x, y)| {
+            let w = if dashed { 8 } else { 22 };
+            PathElement::new(vec![(x, y), (x + w, y)], color.stroke_width(2))
+        });
+    }
+    if let Some((x, label)) = &p.marker {
+        let style = BLACK.mix(0.6).stroke_width(1);
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(*x, y0), (*x, y1)],
+                style,
+            )))?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y - 6), (x, y + 6)], style));
+    }
+    chart
+        .configure_series_labels()
+        .position(match p.legend {
+            Corner::UpperLeft => SeriesLabelPosition::UpperLeft,
+            Corner::UpperRight => SeriesLabelPosition::UpperRight,
+            Corner::LowerLeft => SeriesLabelPosition::LowerLeft,
+            Corner::LowerRight => SeriesLabelPosition::LowerRight,
+        })
+        .label_font(("sans-serif", 12))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .draw()
+}
+
+/// Tick labels: 1, 10, 100, 1k, 10k, 100k, 1M; integers without a decimal point.
+fn format_tick(x: f64) -> String {
+    let short = |v: f64| {
+        let s = format!("{v:.2}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    };
+    if x.abs() >= 1e6 {
+        format!("{}M", short(x / 1e6))
+    } else if x.abs() >= 1e4 {
+        format!("{}k", short(x / 1e3))
+    } else {
+        short(x)
+    }
+}
+
+/// Draws `fig` on an SVG and a bitmap backend and writes `<stem>.svg` and `<stem>.png`.
+pub fn render(stem: &Path, size: (u32, u32), fig: &impl Figure) -> Result<Vec<PathBuf>, PlotError> {
+    register_font();
+    let what = stem.display().to_string();
+    let err = |e: String| PlotError::Draw {
+        what: what.clone(),
+        reason: e,
+    };
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+        fig.draw(root.clone()).map_err(|e| err(e.to_string()))?;
+        root.present().map_err(|e| err(e.to_string()))?;
+    }
+    let mut rgb = vec![0u8; size.0 as usize * size.1 as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+        fig.draw(root.clone()).map_err(|e| err(e.to_string()))?;
+        root.present().map_err(|e| err(e.to_string()))?;
+    }
+    let png_path = stem.with_extension("png");
+    let svg_path = stem.with_extension("svg");
+    write_atomic(&png_path, &encode_png(&rgb, size).map_err(err)?)?;
+    write_atomic(&svg_path, svg.as_bytes())?;
+    Ok(vec![png_path, svg_path])
+}
+
+fn encode_png(rgb: &[u8], (w, h): (u32, u32)) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, w, h);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    let mut writer = enc.write_header().map_err(|e| e.to_string())?;
+    writer.write_image_data(rgb).map_err(|e| e.to_string())?;
+    writer.finish().map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+/// Writes a file atomically (temporary name in the same folder, then rename).
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PlotError> {
+    let io = |e: std::io::Error| PlotError::Io {
+        path: path.display().to_string(),
+        source: e,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(io)?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("plot");
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let mut f = fs::File::create(&tmp).map_err(io)?;
+    f.write_all(bytes).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    fs::rename(&tmp, path).map_err(io)
+}

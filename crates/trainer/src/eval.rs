@@ -1,0 +1,141 @@
+//! Evaluation: loss and accuracy (all shots, last shot, per shot) from exact integer counts, on
+//! the training batch and the four fixed evaluation sets.
+
+use std::collections::HashMap;
+
+use modicl_data::{Batch, Dataset, EvalSet};
+use modicl_engine::{EngineError, Model, Workspace};
+
+/// Metrics of one set at one step. Accuracies are ratios of the integer counts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SetMetrics {
+    /// `train_batch`, `id_train`, `id_test`, `ood_train` or `ood_test`.
+    pub set: String,
+    /// Mean cross-entropy over every scored position (all shots).
+    pub loss: f64,
+    pub correct: u64,
+    pub count: u64,
+    /// Correct predictions at the last shot (the query after k − 1 examples).
+    pub correct_last: u64,
+    pub count_last: u64,
+    /// Per shot i = 0..k−1 (i examples in context): correct predictions and predictions.
+    pub shot_correct: Vec<u64>,
+    pub shot_count: Vec<u64>,
+}
+
+impl SetMetrics {
+    fn new(set: &str, shots: usize) -> SetMetrics {
+        SetMetrics {
+            set: set.to_string(),
+            loss: 0.0,
+            correct: 0,
+            count: 0,
+            correct_last: 0,
+            count_last: 0,
+            shot_correct: vec![0; shots],
+            shot_count: vec![0; shots],
+        }
+    }
+    /// Accuracy over all shots.
+    pub fn acc(&self) -> f64 {
+        ratio(self.correct, self.count)
+    }
+    /// Accuracy at the last shot.
+    pub fn acc_last(&self) -> f64 {
+        ratio(self.correct_last, self.count_last)
+    }
+    /// Accuracy at shot `i`.
+    pub fn acc_shot(&self, i: usize) -> f64 {
+        ratio(self.shot_correct[i], self.shot_count[i])
+    }
+
+    /// Adds the scored positions a forward pass left in `ws` (rows × shots, sequence-major).
+    /// `loss_sum` accumulates in f64 in a fixed order, so results do not depend on threads.
+    fn add(&mut self, ws: &Workspace, loss_sum: &mut f64) {
+        let k = self.shot_count.len();
+        for (j, (&c, &l)) in ws.target_correct.iter().zip(&ws.target_loss).enumerate() {
+            let shot = j % k;
+            self.shot_count[shot] += 1;
+            self.shot_correct[shot] += c as u64;
+            *loss_sum += l as f64;
+        }
+        self.count = self.shot_count.iter().sum();
+        self.correct = self.shot_correct.iter().sum();
+        self.count_last = self.shot_count[k - 1];
+        self.correct_last = self.shot_correct[k - 1];
+    }
+
+    /// The metrics of the forward pass that `ws` holds (the training batch).
+    pub fn from_workspace(set: &str, shots: usize, ws: &Workspace) -> SetMetrics {
+        let mut m = SetMetrics::new(set, shots);
+        let mut sum = 0.0;
+        m.add(ws, &mut sum);
+        m.loss = sum / m.count.max(1) as f64;
+        m
+    }
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        f64::NAN
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+/// The four fixed evaluation sets of a dataset and the workspaces to run them.
+pub struct Evaluator {
+    sets: Vec<(EvalSet, Batch)>,
+    positions: Vec<usize>,
+    shots: usize,
+    /// Workspaces for chunks that do not fit the caller's, keyed by rows.
+    spare: HashMap<usize, Workspace>,
+}
+
+impl Evaluator {
+    /// Builds the four sets with `per_task` sequences per task.
+    pub fn new(ds: &Dataset, per_task: usize) -> Evaluator {
+        Evaluator {
+            sets: EvalSet::ALL
+                .iter()
+                .map(|&e| (e, ds.eval_set(e, per_task)))
+                .collect(),
+            positions: ds.seq.target_positions().collect(),
+            shots: ds.seq.examples,
+            spare: HashMap::new(),
+        }
+    }
+
+    /// Evaluates `model` on the four sets, in chunks of `ws.batch` rows (the last chunk of a
+    /// set in a workspace of its own, built once). `ws` is overwritten.
+    pub fn run(
+        &mut self,
+        model: &Model,
+        ws: &mut Workspace,
+    ) -> Result<Vec<SetMetrics>, EngineError> {
+        let chunk = ws.batch;
+        let mut out = Vec::with_capacity(self.sets.len());
+        for (set, b) in &self.sets {
+            let mut m = SetMetrics::new(set.name(), self.shots);
+            let mut sum = 0.0;
+            let mut r0 = 0;
+            while r0 < b.rows {
+                let rows = chunk.min(b.rows - r0);
+                let tokens = &b.tokens[r0 * b.seq_len..(r0 + rows) * b.seq_len];
+                let w = if rows == chunk {
+                    &mut *ws
+                } else {
+                    self.spare
+                        .entry(rows)
+                        .or_insert_with(|| Workspace::new(&model.cfg, rows, b.seq_len - 1))
+                };
+                model.forward(w, tokens, b.seq_len, &self.positions, None)?;
+                m.add(w, &mut sum);
+                r0 += rows;
+            }
+            m.loss = sum / m.count.max(1) as f64;
+            out.push(m);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,296 @@
+//! The run directory (format version 1, docs/run-directory.md): paths, atomic writes and
+//! checkpoints.
+//!
+//! ```text
+//! runs/<name>/
+//!   config.toml          resolved configuration
+//!   metrics.csv          one row per evaluation step and set
+//!   shots.csv            accuracy per shot
+//!   summary.json         final and early-stopped metrics (written at the end)
+//!   DONE                 written last, when the run has finished
+//!   checkpoints/step_<N>/{model.safetensors, optimizer.safetensors, state.json, DONE}
+//!   checkpoints/best_ood/{model.safetensors, state.json, DONE}
+//!   plots/               written by `modicl train` and `modicl plot`
+//! ```
+//!
+//! Every file is written to a temporary name and renamed into place; a checkpoint directory
+//! is assembled under a temporary name, gets its `DONE` marker last, and is renamed whole.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use modicl_config::Config;
+use modicl_engine::{params, AdamW, AdamWConfig, Model, ModelConfig};
+use serde::{Deserialize, Serialize};
+
+use crate::TrainError;
+
+/// Version of the run-directory and checkpoint formats.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The run directory's well-known paths.
+#[derive(Clone, Debug)]
+pub struct RunDir {
+    pub root: PathBuf,
+}
+
+impl RunDir {
+    pub fn new(root: impl Into<PathBuf>) -> RunDir {
+        RunDir { root: root.into() }
+    }
+    pub fn config(&self) -> PathBuf {
+        self.root.join("config.toml")
+    }
+    pub fn metrics(&self) -> PathBuf {
+        self.root.join("metrics.csv")
+    }
+    pub fn shots(&self) -> PathBuf {
+        self.root.join("shots.csv")
+    }
+    pub fn summary(&self) -> PathBuf {
+        self.root.join("summary.json")
+    }
+    pub fn done(&self) -> PathBuf {
+        self.root.join("DONE")
+    }
+    pub fn checkpoints(&self) -> PathBuf {
+        self.root.join("checkpoints")
+    }
+    pub fn step_dir(&self, step: u64) -> PathBuf {
+        self.checkpoints().join(format!("step_{step}"))
+    }
+    pub fn best_ood(&self) -> PathBuf {
+        self.checkpoints().join("best_ood")
+    }
+    pub fn plots(&self) -> PathBuf {
+        self.root.join("plots")
+    }
+    /// Whether the run has finished.
+    pub fn is_done(&self) -> bool {
+        self.done().is_file()
+    }
+
+    /// The resolved configuration stored in the run directory.
+    pub fn read_config(&self) -> Result<Config, TrainError> {
+        let path = self.config();
+        let text = read_text(&path)?;
+        Ok(Config::from_toml(&text, &path.display().to_string())?)
+    }
+
+    /// Steps of the complete (`DONE`-marked) `step_<N>` checkpoints, ascending.
+    pub fn complete_checkpoints(&self) -> Result<Vec<u64>, TrainError> {
+        let dir = self.checkpoints();
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(TrainError::io(&dir, e)),
+        };
+        let mut steps = Vec::new();
+        for e in entries {
+            let e = e.map_err(|e| TrainError::io(&dir, e))?;
+            let name = e.file_name();
+            let Some(step) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("step_"))
+                .and_then(|n| n.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            if e.path().join("DONE").is_file() {
+                steps.push(step);
+            }
+        }
+        steps.sort_unstable();
+        Ok(steps)
+    }
+}
+
+/// Reads a UTF-8 file, naming it in the error.
+pub fn read_text(path: &Path) -> Result<String, TrainError> {
+    fs::read_to_string(path).map_err(|e| TrainError::io(path, e))
+}
+
+fn read_bytes(path: &Path) -> Result<Vec<u8>, TrainError> {
+    fs::read(path).map_err(|e| TrainError::io(path, e))
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same folder, flushed, renamed.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    result.map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        TrainError::io(path, e)
+    })
+}
+
+/// Small, human-readable state of a checkpoint (`state.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointState {
+    pub format_version: u32,
+    /// Optimizer steps taken: the weights are those after step `step`.
+    pub step: u64,
+    /// FNV-1a hash of the run's resolved `config.toml`.
+    pub config_hash: String,
+    /// The best o.o.d.-test evaluation up to this step, if any.
+    pub best_ood: Option<Best>,
+}
+
+/// The evaluation with the best o.o.d.-test accuracy (last shot, then all shots, then the
+/// earliest step): the paper's early-stopping point.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Best {
+    pub step: u64,
+    pub acc_last: f64,
+    pub acc: f64,
+}
+
+/// The hash recorded in checkpoints: FNV-1a 64 of the resolved TOML, in hex.
+pub fn config_hash(cfg: &Config) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in cfg.to_toml().bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+fn metadata(state: &CheckpointState, kind: &str) -> HashMap<String, String> {
+    HashMap::from([
+        ("format".to_string(), format!("modicl-{kind}")),
+        (
+            "format_version".to_string(),
+            state.format_version.to_string(),
+        ),
+        ("step".to_string(), state.step.to_string()),
+        ("config_hash".to_string(), state.config_hash.clone()),
+    ])
+}
+
+/// The optimizer's tensors: per parameter, `exp_avg.<name>` and `exp_avg_sq.<name>`.
+fn optimizer_tensors(model: &Model, opt: &AdamW) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    let mut out = Vec::new();
+    for s in &model.layout.specs {
+        let r = s.offset..s.offset + s.len;
+        out.push((
+            format!("exp_avg.{}", s.name),
+            s.shape.clone(),
+            opt.m[r.clone()].to_vec(),
+        ));
+        out.push((
+            format!("exp_avg_sq.{}", s.name),
+            s.shape.clone(),
+            opt.v[r].to_vec(),
+        ));
+    }
+    out
+}
+
+/// Writes a checkpoint directory atomically: assembled under a temporary name, `DONE` last,
+/// then renamed to `dir` (replacing an older directory of that name). Without `opt`, only the
+/// model and the state are written.
+pub fn write_checkpoint(
+    dir: &Path,
+    model: &Model,
+    opt: Option<&AdamW>,
+    state: &CheckpointState,
+) -> Result<(), TrainError> {
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("ckpt");
+    let tmp = parent.join(format!(".tmp-{name}-{}", std::process::id()));
+    let old = parent.join(format!(".old-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&tmp);
+    fs::create_dir_all(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
+    let sd = params::state_dict(&model.cfg, &model.layout, &model.params);
+    let bytes = params::to_safetensors(&sd, Some(metadata(state, "model")))?;
+    write_atomic(&tmp.join("model.safetensors"), &bytes)?;
+    if let Some(opt) = opt {
+        let mut meta = metadata(state, "optimizer");
+        meta.insert("adam_step".into(), opt.step.to_string());
+        let bytes = params::to_safetensors(&optimizer_tensors(model, opt), Some(meta))?;
+        write_atomic(&tmp.join("optimizer.safetensors"), &bytes)?;
+    }
+    let json = serde_json::to_string_pretty(state).expect("state serialises") + "\n";
+    write_atomic(&tmp.join("state.json"), json.as_bytes())?;
+    write_atomic(&tmp.join("DONE"), b"")?;
+    if dir.exists() {
+        fs::rename(dir, &old).map_err(|e| TrainError::io(dir, e))?;
+    }
+    fs::rename(&tmp, dir).map_err(|e| TrainError::io(dir, e))?;
+    let _ = fs::remove_dir_all(&old);
+    if let Ok(d) = fs::File::open(parent) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Reads `state.json` of a checkpoint directory.
+pub fn read_state(dir: &Path) -> Result<CheckpointState, TrainError> {
+    let path = dir.join("state.json");
+    let text = read_text(&path)?;
+    let state: CheckpointState = serde_json::from_str(&text).map_err(|e| TrainError::Corrupt {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    if state.format_version != FORMAT_VERSION {
+        return Err(TrainError::Corrupt {
+            path: path.display().to_string(),
+            reason: format!(
+                "format version {} (this modicl reads {FORMAT_VERSION})",
+                state.format_version
+            ),
+        });
+    }
+    Ok(state)
+}
+
+/// Loads the model of a checkpoint directory.
+pub fn read_model(dir: &Path, cfg: &ModelConfig) -> Result<Model, TrainError> {
+    let path = dir.join("model.safetensors");
+    let bytes = read_bytes(&path)?;
+    Model::from_safetensors(cfg.clone(), &bytes).map_err(|e| TrainError::Corrupt {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// Loads the optimizer state of a checkpoint directory for `model`.
+pub fn read_optimizer(dir: &Path, model: &Model, cfg: AdamWConfig) -> Result<AdamW, TrainError> {
+    let path = dir.join("optimizer.safetensors");
+    let bytes = read_bytes(&path)?;
+    let corrupt = |reason: String| TrainError::Corrupt {
+        path: path.display().to_string(),
+        reason,
+    };
+    let (_, meta) =
+        safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| corrupt(e.to_string()))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| corrupt(e.to_string()))?;
+    let step = meta
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get("adam_step"))
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or_else(|| corrupt("metadata adam_step is missing".into()))?;
+    let mut opt = AdamW::new(cfg, model.layout.total);
+    opt.step = step;
+    for s in &model.layout.specs {
+        let r = s.offset..s.offset + s.len;
+        let m = params::read_tensor(&st, &format!("exp_avg.{}", s.name), &s.shape)
+            .map_err(|e| corrupt(e.to_string()))?;
+        let v = params::read_tensor(&st, &format!("exp_avg_sq.{}", s.name), &s.shape)
+            .map_err(|e| corrupt(e.to_string()))?;
+        opt.m[r.clone()].copy_from_slice(&m);
+        opt.v[r].copy_from_slice(&v);
+    }
+    Ok(opt)
+}

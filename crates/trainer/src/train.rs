@@ -1,0 +1,420 @@
+//! The training loop. One [`Trainer`] owns a run: its configuration, data, model, optimizer,
+//! metrics so far, and run directory. [`Trainer::run`] reads top to bottom as one step:
+//! batch, forward, backward, AdamW at the scheduled learning rate, then evaluation and
+//! checkpoints when due.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use modicl_config::Config;
+use modicl_data::Dataset;
+use modicl_engine::{AdamW, Model, Workspace};
+use serde::{Deserialize, Serialize};
+
+use crate::eval::{Evaluator, SetMetrics};
+use crate::metrics::{self, Record};
+use crate::rundir::{self, Best, CheckpointState, RunDir, FORMAT_VERSION};
+use crate::schedule::lr_at;
+use crate::{adamw_config, model_config, TrainError};
+
+/// What a running trainer reports; every method has an empty default.
+pub trait Observer {
+    /// Before the first step: where training starts (0, or the resumed checkpoint's step).
+    fn start(&mut self, _t: &Trainer) {}
+    /// After every optimizer step: its learning rate and training-batch loss and accuracy.
+    fn step(&mut self, _step: u64, _lr: f64, _loss: f32, _acc: f64) {}
+    /// After every evaluation.
+    fn eval(&mut self, _r: &Record) {}
+    /// After a checkpoint is written.
+    fn checkpoint(&mut self, _step: u64) {}
+}
+
+/// How [`Trainer::run`] ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The last step was taken; `summary.json` and `DONE` are written.
+    Finished(Box<Summary>),
+    /// The stop flag was raised: the step in progress was finished and checkpointed.
+    Interrupted { step: u64 },
+}
+
+/// Loss and accuracies of one set, as reported in `summary.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SetSummary {
+    pub loss: f64,
+    pub acc: f64,
+    pub acc_last: f64,
+}
+
+/// The metrics of one evaluation step, as reported in `summary.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepSummary {
+    pub step: u64,
+    pub sets: BTreeMap<String, SetSummary>,
+}
+
+impl StepSummary {
+    fn of(r: &Record) -> StepSummary {
+        StepSummary {
+            step: r.step,
+            sets: r
+                .sets
+                .iter()
+                .map(|m| {
+                    let s = SetSummary {
+                        loss: m.loss,
+                        acc: m.acc(),
+                        acc_last: m.acc_last(),
+                    };
+                    (m.set.clone(), s)
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `summary.json`: the final metrics and the early-stopped ones (the best o.o.d.-test step).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub format_version: u32,
+    pub name: String,
+    pub steps: u64,
+    pub params: usize,
+    pub config_hash: String,
+    /// The last evaluation.
+    pub last: Option<StepSummary>,
+    /// The evaluation with the best o.o.d.-test last-shot accuracy (early stopping).
+    pub best_ood: Option<StepSummary>,
+    /// Wall-clock seconds of this process's part of the run, all included.
+    pub wall_s: f64,
+    /// Steps this process took, and their rate with and without evaluation and checkpoints.
+    pub steps_run: u64,
+    pub steps_per_s: f64,
+    pub train_only_steps_per_s: f64,
+    /// The step this process resumed from (0 for a fresh run).
+    pub resumed_from: u64,
+}
+
+/// One training run in progress.
+pub struct Trainer {
+    pub cfg: Config,
+    pub dir: RunDir,
+    pub ds: Dataset,
+    pub model: Model,
+    pub opt: AdamW,
+    /// Optimizer steps taken so far.
+    pub step: u64,
+    pub records: Vec<Record>,
+    pub best: Option<Best>,
+    /// The step this trainer started from.
+    pub resumed_from: u64,
+    hash: String,
+    kept: BTreeSet<u64>,
+}
+
+impl Trainer {
+    /// A fresh run of `cfg` in `dir`. An existing run there is an error unless `overwrite`,
+    /// which deletes it (only if it is a run directory: it holds `config.toml`).
+    pub fn create(cfg: Config, dir: RunDir, overwrite: bool) -> Result<Trainer, TrainError> {
+        let root = &dir.root;
+        let occupied = fs::read_dir(root).is_ok_and(|mut e| e.next().is_some());
+        if occupied {
+            let path = root.display().to_string();
+            if !overwrite {
+                return Err(TrainError::RunExists { path });
+            }
+            if !dir.config().is_file() {
+                return Err(TrainError::NotARun(format!(
+                    "--overwrite refused: {path} is not empty and holds no config.toml, so it is not a run directory"
+                )));
+            }
+            fs::remove_dir_all(root).map_err(|e| TrainError::io(root, e))?;
+        }
+        let ds = Dataset::build(&cfg.task)?;
+        let model = Model::new(model_config(&cfg), cfg.task.seed)?;
+        let opt = AdamW::new(adamw_config(&cfg), model.layout.total);
+        rundir::write_atomic(&dir.config(), cfg.to_toml().as_bytes())?;
+        let t = Trainer::assemble(cfg, dir, ds, model, opt, Vec::new(), None, 0);
+        t.write_metrics()?;
+        Ok(t)
+    }
+
+    /// Continues the run in `dir` from its newest complete checkpoint (or from the start when
+    /// it has none). Metrics recorded after that checkpoint are dropped: they are recomputed,
+    /// identically.
+    pub fn resume(dir: RunDir) -> Result<Trainer, TrainError> {
+        if !dir.config().is_file() {
+            return Err(TrainError::NotARun(format!(
+                "{} is not a run directory (no config.toml)",
+                dir.root.display()
+            )));
+        }
+        let cfg = dir.read_config()?;
+        let ds = Dataset::build(&cfg.task)?;
+        let mcfg = model_config(&cfg);
+        clean_temporaries(&dir);
+        let hash = rundir::config_hash(&cfg);
+        let (model, opt, step, best) = match dir.complete_checkpoints()?.last() {
+            Some(&step) => {
+                let ck = dir.step_dir(step);
+                let state = rundir::read_state(&ck)?;
+                if state.config_hash != hash || state.step != step {
+                    return Err(TrainError::Corrupt {
+                        path: ck.join("state.json").display().to_string(),
+                        reason: format!(
+                            "it belongs to step {} of config {}, not step {step} of this run's config.toml ({hash})",
+                            state.step, state.config_hash
+                        ),
+                    });
+                }
+                let model = rundir::read_model(&ck, &mcfg)?;
+                let opt = rundir::read_optimizer(&ck, &model, adamw_config(&cfg))?;
+                (model, opt, step, state.best_ood)
+            }
+            None => {
+                let model = Model::new(mcfg, cfg.task.seed)?;
+                let opt = AdamW::new(adamw_config(&cfg), model.layout.total);
+                (model, opt, 0, None)
+            }
+        };
+        let mut records = if dir.metrics().is_file() {
+            metrics::read(&dir.metrics(), &dir.shots())?
+        } else {
+            Vec::new()
+        };
+        records.retain(|r| r.step <= step);
+        let t = Trainer::assemble(cfg, dir, ds, model, opt, records, best, step);
+        t.write_metrics()?;
+        Ok(t)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn assemble(
+        cfg: Config,
+        dir: RunDir,
+        ds: Dataset,
+        model: Model,
+        opt: AdamW,
+        records: Vec<Record>,
+        best: Option<Best>,
+        step: u64,
+    ) -> Trainer {
+        let kept = cfg
+            .train
+            .checkpoints
+            .resolve(cfg.train.steps, cfg.train.warmup)
+            .into_iter()
+            .collect();
+        Trainer {
+            hash: rundir::config_hash(&cfg),
+            cfg,
+            dir,
+            ds,
+            model,
+            opt,
+            step,
+            records,
+            best,
+            resumed_from: step,
+            kept,
+        }
+    }
+
+    /// Whether step `s` is evaluated: step 1, every `eval_every` steps, and the last step.
+    pub fn is_eval_step(&self, s: u64) -> bool {
+        s == 1 || s % self.cfg.train.eval_every == 0 || s == self.cfg.train.steps
+    }
+
+    /// Trains until the last step, or until `stop` is raised (checked after every step).
+    pub fn run(
+        &mut self,
+        obs: &mut dyn Observer,
+        stop: &AtomicBool,
+    ) -> Result<Outcome, TrainError> {
+        let started = Instant::now();
+        let mut step_time = 0.0;
+        let steps = self.cfg.train.steps;
+        let (lr_peak, warmup) = (self.cfg.optim.lr, self.cfg.train.warmup);
+        let batch_rows = self.cfg.task.batch as usize;
+        let positions: Vec<usize> = self.ds.seq.target_positions().collect();
+        let (seq_len, shots) = (self.ds.seq.seq_len(), self.ds.seq.examples);
+        let mut ws = Workspace::new(&self.model.cfg, batch_rows, self.ds.seq.input_len());
+        let mut grads = vec![0f32; self.model.layout.total];
+        let mut evaluator = Evaluator::new(&self.ds, self.cfg.eval.seqs_per_task as usize);
+        let mut batch = self.ds.train_batch(0);
+        obs.start(self);
+        if self.step == 0 && self.kept.contains(&0) {
+            self.checkpoint(0)?;
+            obs.checkpoint(0);
+        }
+        let first = self.step;
+        while self.step < steps {
+            let s = self.step + 1;
+            let t0 = Instant::now();
+            // The batch of step s is a pure function of (data_seed, s − 1).
+            self.ds.fill_train_batch(s - 1, &mut batch);
+            let loss = self
+                .model
+                .forward(&mut ws, &batch.tokens, seq_len, &positions, None)?;
+            if !loss.mean.is_finite() {
+                return Err(self.non_finite(s, format!("the training loss is {}", loss.mean)));
+            }
+            self.model.backward(&mut ws, &mut grads);
+            let lr = lr_at(s, lr_peak, steps, warmup);
+            let layout = &self.model.layout;
+            self.opt
+                .update(&mut self.model.params, &grads, layout, lr as f32);
+            self.step = s;
+            step_time += t0.elapsed().as_secs_f64();
+            let acc = loss.correct as f64 / loss.count.max(1) as f64;
+            if self.is_eval_step(s) {
+                // Training-batch metrics come from this step's forward pass (pre-update
+                // weights), as the official code's; the four sets see the updated weights.
+                let mut sets = vec![SetMetrics::from_workspace("train_batch", shots, &ws)];
+                sets.extend(evaluator.run(&self.model, &mut ws)?);
+                let record = Record { step: s, lr, sets };
+                self.records.push(record);
+                self.write_metrics()?;
+                self.update_best()?;
+                obs.eval(self.records.last().expect("just pushed"));
+            }
+            obs.step(s, lr, loss.mean, acc);
+            let save_every = self.cfg.train.save_every;
+            let interrupted = stop.load(Ordering::SeqCst);
+            if self.kept.contains(&s) || (save_every > 0 && s % save_every == 0) || interrupted {
+                self.checkpoint(s)?;
+                obs.checkpoint(s);
+            }
+            if interrupted && s < steps {
+                return Ok(Outcome::Interrupted { step: s });
+            }
+        }
+        let wall = started.elapsed().as_secs_f64();
+        let run = self.step - first;
+        let summary = Summary {
+            format_version: FORMAT_VERSION,
+            name: self.cfg.train.name.clone(),
+            steps,
+            params: self.model.layout.total,
+            config_hash: self.hash.clone(),
+            last: self.records.last().map(StepSummary::of),
+            best_ood: self.best_record().map(StepSummary::of),
+            wall_s: wall,
+            steps_run: run,
+            steps_per_s: run as f64 / wall.max(1e-9),
+            train_only_steps_per_s: run as f64 / step_time.max(1e-9),
+            resumed_from: self.resumed_from,
+        };
+        let json = serde_json::to_string_pretty(&summary).expect("summary serialises") + "\n";
+        rundir::write_atomic(&self.dir.summary(), json.as_bytes())?;
+        rundir::write_atomic(&self.dir.done(), b"")?;
+        Ok(Outcome::Finished(Box::new(summary)))
+    }
+
+    /// The record of the best o.o.d.-test step so far.
+    pub fn best_record(&self) -> Option<&Record> {
+        let b = self.best.as_ref()?;
+        self.records.iter().find(|r| r.step == b.step)
+    }
+
+    fn state(&self, step: u64) -> CheckpointState {
+        CheckpointState {
+            format_version: FORMAT_VERSION,
+            step,
+            config_hash: self.hash.clone(),
+            best_ood: self.best.clone(),
+        }
+    }
+
+    fn non_finite(&self, step: u64, what: String) -> TrainError {
+        let last = self
+            .dir
+            .complete_checkpoints()
+            .ok()
+            .and_then(|c| c.last().copied());
+        TrainError::NonFinite { step, what, last }
+    }
+
+    /// Writes `checkpoints/step_<s>`, then removes older resume checkpoints that are not kept.
+    /// Weights that are not all finite are never written: the run stops instead, so the newest
+    /// checkpoint is always a good one.
+    fn checkpoint(&self, s: u64) -> Result<(), TrainError> {
+        if let Some(x) = self.model.params.iter().find(|x| !x.is_finite()) {
+            return Err(self.non_finite(s, format!("a weight is {x}")));
+        }
+        rundir::write_checkpoint(
+            &self.dir.step_dir(s),
+            &self.model,
+            Some(&self.opt),
+            &self.state(s),
+        )?;
+        for old in self.dir.complete_checkpoints()? {
+            if old < s && !self.kept.contains(&old) {
+                let _ = fs::remove_dir_all(self.dir.step_dir(old));
+            }
+        }
+        Ok(())
+    }
+
+    /// Tracks the best o.o.d.-test evaluation (last-shot accuracy, then all-shot accuracy,
+    /// earliest step on ties) and keeps its weights in `checkpoints/best_ood`. Only steps from
+    /// the end of warm-up on compete: an untrained model's lucky guesses are not a transient.
+    fn update_best(&mut self) -> Result<(), TrainError> {
+        let r = self.records.last().expect("called after an evaluation");
+        let Some(m) = r.set("ood_test") else {
+            return Ok(());
+        };
+        if r.step < self.cfg.train.warmup {
+            return Ok(());
+        }
+        let candidate = Best {
+            step: r.step,
+            acc_last: m.acc_last(),
+            acc: m.acc(),
+        };
+        let better = match &self.best {
+            None => true,
+            Some(b) => (candidate.acc_last, candidate.acc) > (b.acc_last, b.acc),
+        };
+        if better {
+            self.best = Some(candidate);
+            let state = self.state(r.step);
+            rundir::write_checkpoint(&self.dir.best_ood(), &self.model, None, &state)?;
+        }
+        Ok(())
+    }
+
+    fn write_metrics(&self) -> Result<(), TrainError> {
+        rundir::write_atomic(
+            &self.dir.metrics(),
+            metrics::metrics_csv(&self.records).as_bytes(),
+        )?;
+        rundir::write_atomic(
+            &self.dir.shots(),
+            metrics::shots_csv(&self.records).as_bytes(),
+        )
+    }
+}
+
+/// Removes what a killed process may have left half-written: temporary files and folders.
+fn clean_temporaries(dir: &RunDir) {
+    for folder in [dir.root.clone(), dir.checkpoints()] {
+        let Ok(entries) = fs::read_dir(&folder) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(".tmp-") || name.starts_with(".old-") || name.contains(".tmp-") {
+                let p = e.path();
+                let _ = if p.is_dir() {
+                    fs::remove_dir_all(&p)
+                } else {
+                    fs::remove_file(&p)
+                };
+            }
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! A run is a pure function of its config: interrupted and resumed, or resumed from an older
+//! checkpoint with metrics written past it, it ends byte-identical to an uninterrupted run.
+
+use std::fs;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use modicl_config::Config;
+use modicl_trainer::{Observer, Outcome, RunDir, TrainError, Trainer};
+
+fn tiny() -> Config {
+    let mut c = Config::resolve(None, None, &[]).unwrap();
+    for o in [
+        "task.p=7",
+        "task.n_base=2",
+        "task.batch=16",
+        "task.examples=6",
+        "model.d_model=16",
+        "model.heads=2",
+        "model.layers=2",
+        "optim.lr=3e-3",
+        "train.steps=40",
+        "train.warmup=4",
+        "train.eval_every=5",
+        "train.checkpoints=log:3",
+        "train.save_every=6",
+        "eval.seqs_per_task=2",
+    ] {
+        c.apply_override(o).unwrap();
+    }
+    c.check().unwrap();
+    c
+}
+
+struct Quiet;
+impl Observer for Quiet {}
+
+/// Raises the stop flag after step `at`.
+struct StopAt<'a>(u64, &'a AtomicBool);
+impl Observer for StopAt<'_> {
+    fn step(&mut self, step: u64, _: f64, _: f32, _: f64) {
+        if step == self.0 {
+            self.1.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+fn finish(dir: &Path) {
+    let mut t = Trainer::resume(RunDir::new(dir)).unwrap();
+    let out = t.run(&mut Quiet, &AtomicBool::new(false)).unwrap();
+    assert!(matches!(out, Outcome::Finished(_)));
+}
+
+/// The files that must match byte for byte.
+fn outputs(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files = vec![
+        "metrics.csv".to_string(),
+        "shots.csv".to_string(),
+        "config.toml".to_string(),
+        "checkpoints/best_ood/model.safetensors".to_string(),
+    ];
+    let mut steps: Vec<String> = fs::read_dir(dir.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("step_"))
+        .collect();
+    steps.sort();
+    for s in steps {
+        for f in ["model.safetensors", "optimizer.safetensors", "state.json"] {
+            files.push(format!("checkpoints/{s}/{f}"));
+        }
+    }
+    files
+        .into_iter()
+        .map(|f| {
+            let bytes = fs::read(dir.join(&f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+            (f, bytes)
+        })
+        .collect()
+}
+
+fn uninterrupted(root: &Path) -> Vec<(String, Vec<u8>)> {
+    let dir = root.join("straight");
+    let mut t = Trainer::create(tiny(), RunDir::new(&dir), false).unwrap();
+    t.run(&mut Quiet, &AtomicBool::new(false)).unwrap();
+    outputs(&dir)
+}
+
+#[test]
+fn stop_and_resume_equals_an_uninterrupted_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let want = uninterrupted(tmp.path());
+    for at in [1, 5, 13, 39] {
+        let dir = tmp.path().join(format!("stop{at}"));
+        let stop = AtomicBool::new(false);
+        let mut t = Trainer::create(tiny(), RunDir::new(&dir), false).unwrap();
+        match t.run(&mut StopAt(at, &stop), &stop).unwrap() {
+            Outcome::Interrupted { step } => assert_eq!(step, at),
+            Outcome::Finished(_) => panic!("not interrupted at {at}"),
+        }
+        assert!(!RunDir::new(&dir).is_done());
+        finish(&dir);
+        let got = outputs(&dir);
+        let names = |v: &[(String, Vec<u8>)]| v.iter().map(|f| f.0.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&got), names(&want), "stopped at {at}");
+        for (g, w) in got.iter().zip(&want) {
+            assert!(g.1 == w.1, "{} differs after a stop at step {at}", g.0);
+        }
+    }
+}
+
+#[test]
+fn resuming_from_an_older_checkpoint_recomputes_later_metrics_identically() {
+    let tmp = tempfile::tempdir().unwrap();
+    let want = uninterrupted(tmp.path());
+    let dir = tmp.path().join("rewind");
+    let mut t = Trainer::create(tiny(), RunDir::new(&dir), false).unwrap();
+    t.run(&mut Quiet, &AtomicBool::new(false)).unwrap();
+    // As if killed right after step 40's metrics but before its checkpoint, with debris of a
+    // half-written checkpoint and a temporary file.
+    fs::remove_dir_all(dir.join("checkpoints/step_40")).unwrap();
+    fs::remove_file(dir.join("DONE")).unwrap();
+    fs::create_dir_all(dir.join("checkpoints/.tmp-step_40-1")).unwrap();
+    fs::write(dir.join(".metrics.csv.tmp-1"), b"half").unwrap();
+    fs::create_dir_all(dir.join("checkpoints/step_41")).unwrap(); // no DONE: ignored
+                                                                  // Resume checkpoints (every 6 steps) were pruned as the run went on: step_12 is newest.
+    let r = Trainer::resume(RunDir::new(&dir)).unwrap();
+    assert_eq!(r.step, 12, "newest complete checkpoint");
+    assert!(r.records.iter().all(|x| x.step <= 12));
+    drop(r);
+    fs::remove_dir_all(dir.join("checkpoints/step_41")).unwrap();
+    finish(&dir);
+    assert!(!dir.join("checkpoints/.tmp-step_40-1").exists());
+    assert!(!dir.join(".metrics.csv.tmp-1").exists());
+    let got = outputs(&dir);
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(&want) {
+        assert!(g.0 == w.0 && g.1 == w.1, "{} differs", g.0);
+    }
+}
+
+#[test]
+fn kept_checkpoints_follow_the_config() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("r");
+    let mut t = Trainer::create(tiny(), RunDir::new(&dir), false).unwrap();
+    t.run(&mut Quiet, &AtomicBool::new(false)).unwrap();
+    // log:3 over warm-up 4 .. 40 -> 4, 12, 40; resume checkpoints every 6 are pruned.
+    assert_eq!(
+        RunDir::new(&dir).complete_checkpoints().unwrap(),
+        [4, 12, 40]
+    );
+    let rows = fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    let steps: Vec<&str> = rows
+        .lines()
+        .skip(1)
+        .filter(|l| l.contains(",ood_test,"))
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(steps, ["1", "5", "10", "15", "20", "25", "30", "35", "40"]);
+    let shots = fs::read_to_string(dir.join("shots.csv")).unwrap();
+    assert_eq!(
+        shots.lines().count(),
+        1 + 9 * 5 * 6,
+        "9 evals x 5 sets x 6 shots"
+    );
+}
+
+#[test]
+fn corrupt_or_truncated_checkpoints_are_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("r");
+    let mut t = Trainer::create(tiny(), RunDir::new(&dir), false).unwrap();
+    let stop = AtomicBool::new(false);
+    t.run(&mut StopAt(20, &stop), &stop).unwrap();
+    let ck = dir.join("checkpoints/step_20");
+    let model = fs::read(ck.join("model.safetensors")).unwrap();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("model.safetensors", model[..model.len() / 2].to_vec()),
+        ("model.safetensors", Vec::new()),
+        ("optimizer.safetensors", b"garbage".to_vec()),
+        ("state.json", b"{\"step\": ".to_vec()),
+    ];
+    for (file, bytes) in cases {
+        let keep = fs::read(ck.join(file)).unwrap();
+        fs::write(ck.join(file), &bytes).unwrap();
+        let err = match Trainer::resume(RunDir::new(&dir)) {
+            Err(e) => e,
+            Ok(_) => panic!("{file} with {} bytes was accepted", bytes.len()),
+        };
+        assert!(matches!(err, TrainError::Corrupt { .. }), "{file}: {err}");
+        let msg = err.to_string();
+        assert!(msg.contains(file) && msg.contains("corrupt"), "{msg}");
+        assert_eq!(msg.lines().count(), 1, "{msg}");
+        fs::write(ck.join(file), keep).unwrap();
+    }
+    Trainer::resume(RunDir::new(&dir)).unwrap();
+}
+
+#[test]
+fn non_finite_values_stop_the_run_and_keep_the_last_good_checkpoint() {
+    use modicl_trainer::{adamw_config, model_config, rundir};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("r");
+    let mut t = Trainer::create(tiny(), RunDir::new(&dir), false).unwrap();
+    let stop = AtomicBool::new(false);
+    t.run(&mut StopAt(20, &stop), &stop).unwrap();
+    // Poison the second moments of step 20 (a negative variance makes the update NaN), as a
+    // stand-in for a diverging run; no learning rate in range does that reliably.
+    let ck = dir.join("checkpoints/step_20");
+    let cfg = tiny();
+    let model = rundir::read_model(&ck, &model_config(&cfg)).unwrap();
+    let mut opt = rundir::read_optimizer(&ck, &model, adamw_config(&cfg)).unwrap();
+    opt.v.iter_mut().for_each(|v| *v = -1.0);
+    let state = rundir::read_state(&ck).unwrap();
+    rundir::write_checkpoint(&ck, &model, Some(&opt), &state).unwrap();
+    let mut cfg_every = fs::read_to_string(dir.join("config.toml")).unwrap();
+    assert!(cfg_every.contains("save_every = 6"));
+    cfg_every = cfg_every.replace("save_every = 6", "save_every = 1");
+    fs::write(dir.join("config.toml"), cfg_every).unwrap();
+    // The config changed, so the checkpoint's hash no longer matches: refused, clearly.
+    let e = Trainer::resume(RunDir::new(&dir)).err().unwrap();
+    assert!(e.to_string().contains("belongs to"), "{e}");
+    let state = rundir::CheckpointState {
+        config_hash: rundir::config_hash(&RunDir::new(&dir).read_config().unwrap()),
+        ..state
+    };
+    rundir::write_checkpoint(&ck, &model, Some(&opt), &state).unwrap();
+    let mut t = Trainer::resume(RunDir::new(&dir)).unwrap();
+    let err = t.run(&mut Quiet, &AtomicBool::new(false)).unwrap_err();
+    let TrainError::NonFinite { step, last, .. } = &err else {
+        panic!("expected a non-finite stop, got {err}");
+    };
+    assert_eq!((*step, *last), (21, Some(20)), "{err}");
+    assert!(err.to_string().contains("step 20"), "{err}");
+    assert_eq!(
+        RunDir::new(&dir).complete_checkpoints().unwrap().last(),
+        Some(&20)
+    );
+    assert!(!RunDir::new(&dir).is_done());
+}
+
+#[test]
+fn a_fresh_run_refuses_an_existing_run_unless_overwritten() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("r");
+    Trainer::create(tiny(), RunDir::new(&dir), false).unwrap();
+    let e = Trainer::create(tiny(), RunDir::new(&dir), false)
+        .err()
+        .unwrap();
+    assert!(
+        matches!(e, TrainError::RunExists { .. }) && e.is_bad_input(),
+        "{e}"
+    );
+    Trainer::create(tiny(), RunDir::new(&dir), true).unwrap();
+    let other = tmp.path().join("not-a-run");
+    fs::create_dir_all(&other).unwrap();
+    fs::write(other.join("precious.txt"), b"x").unwrap();
+    let e = Trainer::create(tiny(), RunDir::new(&other), true)
+        .err()
+        .unwrap();
+    assert!(matches!(e, TrainError::NotARun(_)), "{e}");
+    assert!(other.join("precious.txt").exists());
+}
