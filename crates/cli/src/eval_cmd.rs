@@ -155,16 +155,14 @@ pub fn plot(c: &PlotCommand) -> anyhow::Result<()> {
         ))
         .into());
     }
-    let records = metrics::read(&run.metrics(), &run.shots())
+    let cfg = run.read_config()?;
+    let k = cfg.task.examples as usize;
+    let records = metrics::read(&run.metrics(), &run.shots(), u64::MAX, k)
         .with_context(|| format!("reading the metrics of {}", a.run.display()))?;
     if records.is_empty() {
         bail!("{} has no evaluations yet", a.run.display());
     }
-    let best = run
-        .complete_checkpoints()
-        .ok()
-        .and_then(|_| rundir::read_state(&run.best_ood()).ok())
-        .map(|s| s.step);
+    let best = rundir::read_state(&run.best_ood()).ok().map(|s| s.step);
     let stem = a.out.clone().unwrap_or_else(|| run.plots().join(kind));
     let title = a.run.file_name().map_or_else(
         || a.run.display().to_string(),

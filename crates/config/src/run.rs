@@ -88,8 +88,9 @@ impl Default for OptimSection {
 /// Which steps keep a named checkpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CheckpointSteps {
-    /// `n` log-spaced steps from the end of warm-up to the last step, as the official
-    /// `np.logspace(log10(warmup), log10(steps), n, dtype=int)`, plus the last step.
+    /// `n` log-spaced steps from the end of warm-up to the last step, exactly the official
+    /// `sorted(set(np.logspace(log10(warmup), log10(steps), n, dtype=int)))` (truncation makes
+    /// some of them one below the round number), plus the last step.
     Log(u32),
     /// Exactly these steps (0 = the initial weights), plus the last step.
     List(Vec<u64>),
@@ -148,23 +149,20 @@ impl CheckpointSteps {
         let mut out: Vec<u64> = match self {
             CheckpointSteps::List(l) => l.iter().copied().filter(|&s| s <= steps).collect(),
             CheckpointSteps::Log(n) => {
-                let (lo, hi) = (
-                    (warmup.max(1) as f64).log10(),
-                    (steps.max(1) as f64).log10(),
-                );
+                // numpy: y = arange(n) * (hi − lo)/(n − 1) + lo, y[−1] = hi (n > 1), then
+                // 10**y truncated to int. The same libm pow and log10 give the same steps,
+                // 249 for 10^log10(250) included.
+                let (lo, hi) = ((warmup.max(1) as f64).log10(), (steps.max(1) as f64).log10());
                 let n = *n as usize;
+                let step = if n > 1 { (hi - lo) / (n - 1) as f64 } else { 0.0 };
                 (0..n)
                     .map(|i| {
-                        // np.logspace(lo, hi, n): 10^(lo + i·(hi − lo)/(n − 1)), truncated.
-                        let e = if n == 1 {
+                        let y = if n > 1 && i == n - 1 {
                             hi
                         } else {
-                            lo + (hi - lo) * i as f64 / (n - 1) as f64
+                            i as f64 * step + lo
                         };
-                        // Nudge up by a few ulps so that exact powers such as 10^3 do not
-                        // truncate to 999 (numpy computes 10**e and lands on 1000.0).
-                        let x = 10f64.powf(e);
-                        (x * (1.0 + 4.0 * f64::EPSILON)).floor() as u64
+                        10f64.powf(y) as u64
                     })
                     .filter(|&s| s <= steps)
                     .collect()
@@ -229,21 +227,33 @@ mod tests {
 
     #[test]
     fn log_checkpoints_match_numpy_logspace() {
-        // sorted(set(np.logspace(np.log10(10000), np.log10(200000), 10, dtype=int)))
-        // (values computed with numpy 2)
-        let want = [
-            10000, 13949, 19458, 27144, 37864, 52819, 73680, 102780, 143374, 200000,
+        // sorted(set(np.logspace(np.log10(a), np.log10(b), n, dtype=int))), computed with
+        // numpy 2, plus the last step, which modicl always keeps.
+        let cases: &[(u64, u64, u32, &[u64])] = &[
+            (250, 5000, 6, &[249, 455, 828, 1508, 2746, 4999, 5000]),
+            (
+                10000,
+                200000,
+                10,
+                &[10000, 13949, 19458, 27144, 37864, 52819, 73680, 102780, 143374, 200000],
+            ),
+            (20, 2000, 8, &[20, 38, 74, 143, 277, 536, 1035, 2000]),
+            (
+                100,
+                6000,
+                12,
+                &[100, 145, 210, 305, 443, 643, 933, 1353, 1964, 2850, 4135, 6000],
+            ),
+            (10, 1000, 3, &[10, 100, 1000]),
+            (50, 500, 1, &[49, 500]),
+            (4, 40, 3, &[4, 12, 40]),
+            (20, 1500, 4, &[20, 84, 355, 1500]),
+            (20, 120, 4, &[20, 36, 66, 119, 120]),
         ];
-        assert_eq!(CheckpointSteps::Log(10).resolve(200_000, 10_000), want);
-        let want = [20, 38, 74, 143, 277, 536, 1035, 2000];
-        assert_eq!(CheckpointSteps::Log(8).resolve(2000, 20), want);
-        let want = [
-            100, 145, 210, 305, 443, 643, 933, 1353, 1964, 2850, 4135, 6000,
-        ];
-        assert_eq!(CheckpointSteps::Log(12).resolve(6000, 100), want);
-        // np.logspace(1, 3, 3, dtype=int) = [10, 100, 1000]
-        assert_eq!(CheckpointSteps::Log(3).resolve(1000, 10), [10, 100, 1000]);
-        assert_eq!(CheckpointSteps::Log(1).resolve(500, 50), [500]);
+        for &(warmup, steps, n, want) in cases {
+            let got = CheckpointSteps::Log(n).resolve(steps, warmup);
+            assert_eq!(got, want, "log:{n} over {warmup}..{steps}");
+        }
     }
 
     #[test]

@@ -78,8 +78,15 @@ pub fn shots_csv(records: &[Record]) -> String {
     out
 }
 
-/// Reads `metrics.csv` and `shots.csv` back into records.
-pub fn read(metrics: &Path, shots: &Path) -> Result<Vec<Record>, TrainError> {
+/// Reads `metrics.csv` and `shots.csv` back into records, up to step `until` (rows past it
+/// are what a killed process wrote after its last checkpoint: ignored). A missing `shots.csv`
+/// reads as empty; every record kept must then have all `k` shot rows.
+pub fn read(
+    metrics: &Path,
+    shots: &Path,
+    until: u64,
+    k: usize,
+) -> Result<Vec<Record>, TrainError> {
     let corrupt = |path: &Path, line: usize, why: &str| TrainError::Corrupt {
         path: path.display().to_string(),
         reason: format!("line {line}: {why}"),
@@ -99,6 +106,9 @@ pub fn read(metrics: &Path, shots: &Path) -> Result<Vec<Record>, TrainError> {
         let int = |s: &str| s.parse::<u64>().map_err(|_| bad());
         let float = |s: &str| s.parse::<f64>().map_err(|_| bad());
         let step = int(f[0])?;
+        if step > until {
+            continue;
+        }
         let m = SetMetrics {
             set: f[1].to_string(),
             loss: float(f[3])?,
@@ -118,7 +128,13 @@ pub fn read(metrics: &Path, shots: &Path) -> Result<Vec<Record>, TrainError> {
             }),
         }
     }
-    let text = crate::rundir::read_text(shots)?;
+    let text = match std::fs::read_to_string(shots) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::from(SHOTS_HEADER),
+        other => other.map_err(|e| TrainError::Io {
+            path: shots.display().to_string(),
+            source: e,
+        })?,
+    };
     let mut lines = text.lines();
     if lines.next() != Some(SHOTS_HEADER) {
         return Err(corrupt(shots, 1, "unexpected header"));
@@ -137,6 +153,9 @@ pub fn read(metrics: &Path, shots: &Path) -> Result<Vec<Record>, TrainError> {
         }
         let int = |s: &str| s.parse::<u64>().map_err(|_| bad());
         let (step, shot) = (int(f[0])?, int(f[2])? as usize);
+        if step > until {
+            continue;
+        }
         let m = records
             .iter_mut()
             .find(|r| r.step == step)
@@ -147,6 +166,21 @@ pub fn read(metrics: &Path, shots: &Path) -> Result<Vec<Record>, TrainError> {
         }
         m.shot_correct.push(int(f[4])?);
         m.shot_count.push(int(f[5])?);
+    }
+    for r in &records {
+        for m in &r.sets {
+            if m.shot_count.len() != k {
+                return Err(TrainError::Corrupt {
+                    path: shots.display().to_string(),
+                    reason: format!(
+                        "step {} set {} has {} shot rows, expected {k}",
+                        r.step,
+                        m.set,
+                        m.shot_count.len()
+                    ),
+                });
+            }
+        }
     }
     Ok(records)
 }

@@ -147,15 +147,30 @@ pub struct CheckpointState {
 }
 
 /// The evaluation with the best o.o.d.-test accuracy (last shot, then all shots, then the
-/// earliest step): the paper's early-stopping point.
+/// earliest step): the paper's early-stopping point. Kept as exact counts, so that a resumed
+/// run compares exactly what an uninterrupted one does.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Best {
     pub step: u64,
-    pub acc_last: f64,
-    pub acc: f64,
+    pub correct_last: u64,
+    pub count_last: u64,
+    pub correct: u64,
+    pub count: u64,
 }
 
-/// The hash recorded in checkpoints: FNV-1a 64 of the resolved TOML, in hex.
+impl Best {
+    /// Whether `self` beats `other`: higher last-shot accuracy, then higher all-shot accuracy
+    /// (compared exactly, by cross-multiplication).
+    pub fn beats(&self, other: &Best) -> bool {
+        let cmp = |a: u64, b: u64, c: u64, d: u64| (a as u128 * d as u128).cmp(&(c as u128 * b as u128));
+        cmp(self.correct_last, self.count_last, other.correct_last, other.count_last)
+            .then(cmp(self.correct, self.count, other.correct, other.count))
+            .is_gt()
+    }
+}
+
+/// The hash recorded in checkpoints: FNV-1a 64 of the resolved configuration as `config.toml`
+/// holds it ([`Config::to_toml`]), in hex.
 pub fn config_hash(cfg: &Config) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in cfg.to_toml().bytes() {

@@ -118,6 +118,10 @@ impl Trainer {
     /// A fresh run of `cfg` in `dir`. An existing run there is an error unless `overwrite`,
     /// which deletes it (only if it is a run directory: it holds `config.toml`).
     pub fn create(cfg: Config, dir: RunDir, overwrite: bool) -> Result<Trainer, TrainError> {
+        // Everything that can fail on the config fails before anything is deleted.
+        let ds = Dataset::build(&cfg.task)?;
+        let model = Model::new(model_config(&cfg), cfg.task.seed)?;
+        let opt = AdamW::new(adamw_config(&cfg), model.layout.total);
         let root = &dir.root;
         let occupied = fs::read_dir(root).is_ok_and(|mut e| e.next().is_some());
         if occupied {
@@ -132,9 +136,6 @@ impl Trainer {
             }
             fs::remove_dir_all(root).map_err(|e| TrainError::io(root, e))?;
         }
-        let ds = Dataset::build(&cfg.task)?;
-        let model = Model::new(model_config(&cfg), cfg.task.seed)?;
-        let opt = AdamW::new(adamw_config(&cfg), model.layout.total);
         rundir::write_atomic(&dir.config(), cfg.to_toml().as_bytes())?;
         let t = Trainer::assemble(cfg, dir, ds, model, opt, Vec::new(), None, 0);
         t.write_metrics()?;
@@ -179,12 +180,11 @@ impl Trainer {
                 (model, opt, 0, None)
             }
         };
-        let mut records = if dir.metrics().is_file() {
-            metrics::read(&dir.metrics(), &dir.shots())?
+        let records = if dir.metrics().is_file() {
+            metrics::read(&dir.metrics(), &dir.shots(), step, ds.seq.examples)?
         } else {
             Vec::new()
         };
-        records.retain(|r| r.step <= step);
         let t = Trainer::assemble(cfg, dir, ds, model, opt, records, best, step);
         t.write_metrics()?;
         Ok(t)
@@ -244,6 +244,8 @@ impl Trainer {
         let mut grads = vec![0f32; self.model.layout.total];
         let mut evaluator = Evaluator::new(&self.ds, self.cfg.eval.seqs_per_task as usize);
         let mut batch = self.ds.train_batch(0);
+        // A process killed between writing a checkpoint and pruning older ones left them.
+        self.prune(self.step)?;
         obs.start(self);
         if self.step == 0 && self.kept.contains(&0) {
             self.checkpoint(0)?;
@@ -350,9 +352,18 @@ impl Trainer {
             Some(&self.opt),
             &self.state(s),
         )?;
+        self.prune(s)
+    }
+
+    /// Removes complete checkpoints before step `s` that are not kept (resume checkpoints):
+    /// renamed away first, so a kill part-way never leaves a `DONE` folder with files missing.
+    fn prune(&self, s: u64) -> Result<(), TrainError> {
         for old in self.dir.complete_checkpoints()? {
             if old < s && !self.kept.contains(&old) {
-                let _ = fs::remove_dir_all(self.dir.step_dir(old));
+                let from = self.dir.step_dir(old);
+                let to = self.dir.checkpoints().join(format!(".old-step_{old}"));
+                fs::rename(&from, &to).map_err(|e| TrainError::io(&from, e))?;
+                let _ = fs::remove_dir_all(&to);
             }
         }
         Ok(())
@@ -371,14 +382,19 @@ impl Trainer {
         }
         let candidate = Best {
             step: r.step,
-            acc_last: m.acc_last(),
-            acc: m.acc(),
+            correct_last: m.correct_last,
+            count_last: m.count_last,
+            correct: m.correct,
+            count: m.count,
         };
         let better = match &self.best {
-            None => true,
-            Some(b) => (candidate.acc_last, candidate.acc) > (b.acc_last, b.acc),
+            None => candidate.count_last > 0,
+            Some(b) => candidate.beats(b),
         };
         if better {
+            if let Some(x) = self.model.params.iter().find(|x| !x.is_finite()) {
+                return Err(self.non_finite(r.step, format!("a weight is {x}")));
+            }
             self.best = Some(candidate);
             let state = self.state(r.step);
             rundir::write_checkpoint(&self.dir.best_ood(), &self.model, None, &state)?;

@@ -129,9 +129,43 @@ fn resuming_from_an_older_checkpoint_recomputes_later_metrics_identically() {
     assert!(r.records.iter().all(|x| x.step <= 12));
     drop(r);
     fs::remove_dir_all(dir.join("checkpoints/step_41")).unwrap();
+    // As if also killed between rewriting metrics.csv and shots.csv on an earlier resume:
+    // metrics.csv already trimmed to step 12, shots.csv still holding later rows.
+    let m = fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    let trimmed: Vec<&str> = m
+        .lines()
+        .filter(|l| l.split(',').next().unwrap().parse::<u64>().map_or(true, |s| s <= 12))
+        .collect();
+    fs::write(dir.join("metrics.csv"), trimmed.join("\n") + "\n").unwrap();
     finish(&dir);
     assert!(!dir.join("checkpoints/.tmp-step_40-1").exists());
     assert!(!dir.join(".metrics.csv.tmp-1").exists());
+    let got = outputs(&dir);
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(&want) {
+        assert!(g.0 == w.0 && g.1 == w.1, "{} differs", g.0);
+    }
+}
+
+#[test]
+fn a_kill_between_the_last_checkpoint_and_pruning_is_cleaned_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let want = uninterrupted(tmp.path());
+    let dir = tmp.path().join("late");
+    let mut t = Trainer::create(tiny(), RunDir::new(&dir), false).unwrap();
+    t.run(&mut Quiet, &AtomicBool::new(false)).unwrap();
+    // The last checkpoint is complete, the resume checkpoint of step 36 not yet pruned, and
+    // neither summary.json nor DONE written.
+    let ck = dir.join("checkpoints");
+    fs::create_dir_all(ck.join("step_36")).unwrap();
+    for f in ["model.safetensors", "optimizer.safetensors", "state.json", "DONE"] {
+        fs::copy(ck.join("step_12").join(f), ck.join("step_36").join(f)).unwrap();
+    }
+    fs::remove_file(dir.join("DONE")).unwrap();
+    fs::remove_file(dir.join("summary.json")).unwrap();
+    finish(&dir);
+    assert!(!ck.join("step_36").exists());
+    assert!(dir.join("summary.json").is_file());
     let got = outputs(&dir);
     assert_eq!(got.len(), want.len());
     for (g, w) in got.iter().zip(&want) {
