@@ -72,7 +72,7 @@ pub fn curves(
         marker: marker.clone(),
         // Loss falls and accuracy rises from the left: keep the legend where lines are not.
         legend: if range.is_none() {
-            Corner::UpperRight
+            Corner::LowerLeft
         } else {
             Corner::UpperLeft
         },
@@ -134,7 +134,7 @@ pub fn shots_chart(series: Vec<Series>, stem: &Path, title: &str) -> anyhow::Res
         y_range: Some((0.0, 1.0)),
         series,
         marker: None,
-        legend: Corner::LowerRight,
+        legend: Corner::MiddleRight,
     };
     Ok(line_charts(stem, title, &[panel], 1)?)
 }

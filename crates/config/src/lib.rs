@@ -746,7 +746,10 @@ mod tests {
         );
         for (name, layers) in [("paper-d2", 2), ("paper-d4", 4), ("paper-d6", 6)] {
             let c = Preset::named(name).unwrap().config().unwrap();
-            assert_eq!((c.model.layers, c.model.d_model, c.model.heads), (layers, 512, 4));
+            assert_eq!(
+                (c.model.layers, c.model.d_model, c.model.heads),
+                (layers, 512, 4)
+            );
             assert_eq!((c.optim.lr, c.optim.weight_decay), (1.5e-4, 2.0));
             assert_eq!((c.optim.beta1, c.optim.beta2), (0.9, 0.98));
             assert_eq!((c.train.steps, c.train.warmup), (200_000, 10_000));
@@ -759,15 +762,30 @@ mod tests {
     #[test]
     fn cross_key_checks_name_the_key() {
         let e = Config::resolve(None, None, &["model.d_model=30".into()]).unwrap_err();
-        assert!(e.to_string().starts_with("invalid model.d_model = 30"), "{e}");
+        assert!(
+            e.to_string().starts_with("invalid model.d_model = 30"),
+            "{e}"
+        );
         // 36 / 4 = 9: a multiple of heads, but RoPE needs an even head width.
         let e = Config::resolve(None, None, &["model.d_model=36".into()]).unwrap_err();
-        assert!(e.to_string().contains("multiple of 2·model.heads = 8"), "{e}");
+        assert!(
+            e.to_string().contains("multiple of 2·model.heads = 8"),
+            "{e}"
+        );
         let e = Config::resolve(None, None, &["train.warmup=999999".into()]).unwrap_err();
         assert!(e.to_string().contains("train.warmup = 999999"), "{e}");
-        Config::resolve(None, None, &["model.d_model=40".into(), "model.heads=8".into()])
-            .unwrap_err();
-        Config::resolve(None, None, &["model.d_model=40".into(), "model.heads=2".into()]).unwrap();
+        Config::resolve(
+            None,
+            None,
+            &["model.d_model=40".into(), "model.heads=8".into()],
+        )
+        .unwrap_err();
+        Config::resolve(
+            None,
+            None,
+            &["model.d_model=40".into(), "model.heads=2".into()],
+        )
+        .unwrap();
     }
 
     #[test]

@@ -60,6 +60,8 @@ pub enum Corner {
     UpperRight,
     LowerLeft,
     LowerRight,
+    /// The middle of the right edge.
+    MiddleRight,
 }
 
 /// Colours of series 0, 1, ... (the "tab10" hues).
@@ -233,6 +235,7 @@ where
             Corner::UpperRight => SeriesLabelPosition::UpperRight,
             Corner::LowerLeft => SeriesLabelPosition::LowerLeft,
             Corner::LowerRight => SeriesLabelPosition::LowerRight,
+            Corner::MiddleRight => SeriesLabelPosition::MiddleRight,
         })
         .label_font(("sans-serif", 12))
         .background_style(WHITE.mix(0.85))

@@ -81,12 +81,7 @@ pub fn shots_csv(records: &[Record]) -> String {
 /// Reads `metrics.csv` and `shots.csv` back into records, up to step `until` (rows past it
 /// are what a killed process wrote after its last checkpoint: ignored). A missing `shots.csv`
 /// reads as empty; every record kept must then have all `k` shot rows.
-pub fn read(
-    metrics: &Path,
-    shots: &Path,
-    until: u64,
-    k: usize,
-) -> Result<Vec<Record>, TrainError> {
+pub fn read(metrics: &Path, shots: &Path, until: u64, k: usize) -> Result<Vec<Record>, TrainError> {
     let corrupt = |path: &Path, line: usize, why: &str| TrainError::Corrupt {
         path: path.display().to_string(),
         reason: format!("line {line}: {why}"),

@@ -162,10 +162,16 @@ impl Best {
     /// Whether `self` beats `other`: higher last-shot accuracy, then higher all-shot accuracy
     /// (compared exactly, by cross-multiplication).
     pub fn beats(&self, other: &Best) -> bool {
-        let cmp = |a: u64, b: u64, c: u64, d: u64| (a as u128 * d as u128).cmp(&(c as u128 * b as u128));
-        cmp(self.correct_last, self.count_last, other.correct_last, other.count_last)
-            .then(cmp(self.correct, self.count, other.correct, other.count))
-            .is_gt()
+        let cmp =
+            |a: u64, b: u64, c: u64, d: u64| (a as u128 * d as u128).cmp(&(c as u128 * b as u128));
+        cmp(
+            self.correct_last,
+            self.count_last,
+            other.correct_last,
+            other.count_last,
+        )
+        .then(cmp(self.correct, self.count, other.correct, other.count))
+        .is_gt()
     }
 }
 

@@ -134,7 +134,13 @@ fn resuming_from_an_older_checkpoint_recomputes_later_metrics_identically() {
     let m = fs::read_to_string(dir.join("metrics.csv")).unwrap();
     let trimmed: Vec<&str> = m
         .lines()
-        .filter(|l| l.split(',').next().unwrap().parse::<u64>().map_or(true, |s| s <= 12))
+        .filter(|l| {
+            l.split(',')
+                .next()
+                .unwrap()
+                .parse::<u64>()
+                .map_or(true, |s| s <= 12)
+        })
         .collect();
     fs::write(dir.join("metrics.csv"), trimmed.join("\n") + "\n").unwrap();
     finish(&dir);
@@ -158,7 +164,12 @@ fn a_kill_between_the_last_checkpoint_and_pruning_is_cleaned_up() {
     // neither summary.json nor DONE written.
     let ck = dir.join("checkpoints");
     fs::create_dir_all(ck.join("step_36")).unwrap();
-    for f in ["model.safetensors", "optimizer.safetensors", "state.json", "DONE"] {
+    for f in [
+        "model.safetensors",
+        "optimizer.safetensors",
+        "state.json",
+        "DONE",
+    ] {
         fs::copy(ck.join("step_12").join(f), ck.join("step_36").join(f)).unwrap();
     }
     fs::remove_file(dir.join("DONE")).unwrap();
