@@ -166,27 +166,31 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &Panel) -> D
         .y_label_area_size(56);
     if p.log_x {
         let mut chart = b.build_cartesian_2d((x0..x1).log_scale(), y0..y1)?;
-        chart
-            .configure_mesh()
-            .x_desc(&p.x_label)
-            .y_desc(&p.y_label)
-            .label_style(("sans-serif", 13))
-            .light_line_style(WHITE)
-            .x_label_formatter(&|x| format_tick(*x))
-            .draw()?;
-        draw_lines(&mut chart, p, (y0, y1))
+        draw_mesh_and_lines(&mut chart, p, (y0, y1))
     } else {
         let mut chart = b.build_cartesian_2d(x0..x1, y0..y1)?;
-        chart
-            .configure_mesh()
-            .x_desc(&p.x_label)
-            .y_desc(&p.y_label)
-            .label_style(("sans-serif", 13))
-            .light_line_style(WHITE)
-            .x_label_formatter(&|x| format_tick(*x))
-            .draw()?;
-        draw_lines(&mut chart, p, (y0, y1))
+        draw_mesh_and_lines(&mut chart, p, (y0, y1))
     }
+}
+
+fn draw_mesh_and_lines<'a, DB, X>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, plotters::coord::types::RangedCoordf64>>,
+    p: &Panel,
+    y: (f64, f64),
+) -> DrawResult<DB>
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged<ValueType = f64> + plotters::coord::ranged1d::ValueFormatter<f64>,
+{
+    chart
+        .configure_mesh()
+        .x_desc(&p.x_label)
+        .y_desc(&p.y_label)
+        .label_style(("sans-serif", 13))
+        .light_line_style(WHITE)
+        .x_label_formatter(&|x| format_tick(*x))
+        .draw()?;
+    draw_lines(chart, p, y)
 }
 
 fn draw_lines<'a, DB, X>(

@@ -79,6 +79,15 @@ fn outputs(dir: &Path) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
+/// The same files with the same bytes.
+fn assert_same(got: &[(String, Vec<u8>)], want: &[(String, Vec<u8>)], when: &str) {
+    let names = |v: &[(String, Vec<u8>)]| v.iter().map(|f| f.0.clone()).collect::<Vec<_>>();
+    assert_eq!(names(got), names(want), "{when}");
+    for (g, w) in got.iter().zip(want) {
+        assert!(g.1 == w.1, "{} differs{when}", g.0);
+    }
+}
+
 fn uninterrupted(root: &Path) -> Vec<(String, Vec<u8>)> {
     let dir = root.join("straight");
     let mut t = Trainer::create(tiny(), RunDir::new(&dir), false).unwrap();
@@ -100,12 +109,11 @@ fn stop_and_resume_equals_an_uninterrupted_run() {
         }
         assert!(!RunDir::new(&dir).is_done());
         finish(&dir);
-        let got = outputs(&dir);
-        let names = |v: &[(String, Vec<u8>)]| v.iter().map(|f| f.0.clone()).collect::<Vec<_>>();
-        assert_eq!(names(&got), names(&want), "stopped at {at}");
-        for (g, w) in got.iter().zip(&want) {
-            assert!(g.1 == w.1, "{} differs after a stop at step {at}", g.0);
-        }
+        assert_same(
+            &outputs(&dir),
+            &want,
+            &format!(" after a stop at step {at}"),
+        );
     }
 }
 
@@ -146,11 +154,7 @@ fn resuming_from_an_older_checkpoint_recomputes_later_metrics_identically() {
     finish(&dir);
     assert!(!dir.join("checkpoints/.tmp-step_40-1").exists());
     assert!(!dir.join(".metrics.csv.tmp-1").exists());
-    let got = outputs(&dir);
-    assert_eq!(got.len(), want.len());
-    for (g, w) in got.iter().zip(&want) {
-        assert!(g.0 == w.0 && g.1 == w.1, "{} differs", g.0);
-    }
+    assert_same(&outputs(&dir), &want, "");
 }
 
 #[test]
@@ -177,11 +181,7 @@ fn a_kill_between_the_last_checkpoint_and_pruning_is_cleaned_up() {
     finish(&dir);
     assert!(!ck.join("step_36").exists());
     assert!(dir.join("summary.json").is_file());
-    let got = outputs(&dir);
-    assert_eq!(got.len(), want.len());
-    for (g, w) in got.iter().zip(&want) {
-        assert!(g.0 == w.0 && g.1 == w.1, "{} differs", g.0);
-    }
+    assert_same(&outputs(&dir), &want, "");
 }
 
 #[test]
