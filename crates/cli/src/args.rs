@@ -30,8 +30,10 @@ pub enum Command {
     Train(TrainArgs),
     /// Per-shot accuracy of a trained model on the four evaluation sets (CSV, JSON, plot).
     Eval(EvalArgs),
-    /// Plot a run: training curves or per-shot accuracy.
+    /// Plot a run (training curves, per-shot accuracy) or a sweep (phase diagram).
     Plot(PlotArgs),
+    /// Grids of runs: plan, run locally or as a SLURM job array, follow, collect.
+    Sweep(SweepArgs),
     /// Time full training steps (forward, backward, AdamW) at a reference model size.
     Bench(BenchArgs),
 }
@@ -94,6 +96,138 @@ pub enum PlotCommand {
     /// Accuracy against shot on the four sets, at the last evaluation and the early-stopping
     /// step: <run>/plots/shots.{png,svg}.
     Shots(PlotRunArgs),
+    /// The phase diagram of a sweep (x: n_id, log2; y: alpha; colour: phase; text: o.o.d.-test
+    /// accuracy), final and early-stopped, plus one heatmap per accuracy: <sweep>/plots/.
+    Phase(PhaseArgs),
+}
+
+#[derive(Args)]
+pub struct PhaseArgs {
+    /// A sweep directory.
+    pub sweep: PathBuf,
+    #[command(flatten)]
+    pub label: LabelArgs,
+}
+
+/// How runs are labelled with phases.
+#[derive(Args, Clone)]
+pub struct LabelArgs {
+    /// A set "passes" at this accuracy or above (see docs/sweeps.md for the rules).
+    #[arg(long, default_value_t = 0.8, value_name = "ACC")]
+    pub pass: f64,
+    /// Which accuracy the labels use: 'last' (the last shot, the paper's headline) or 'all'.
+    #[arg(long, default_value = "last", value_parser = ["last", "all"])]
+    pub metric: String,
+}
+
+#[derive(Args)]
+pub struct SweepArgs {
+    #[command(subcommand)]
+    pub command: SweepCommand,
+}
+
+#[derive(Subcommand)]
+pub enum SweepCommand {
+    /// Write a sweep directory: a manifest with one resolved config per run (nothing runs).
+    Plan(PlanArgs),
+    /// Run the sweep's runs on this machine, N at a time (done runs skipped, interrupted
+    /// ones resumed).
+    Run(SweepRunArgs),
+    /// Run exactly run INDEX of the sweep (what a SLURM array element does).
+    RunOne(RunOneArgs),
+    /// Write a SLURM job-array script for the runs not done, and with --submit, sbatch it.
+    Slurm(SlurmArgs),
+    /// Per-run state (pending, running, interrupted, done, failed) from the run directories.
+    Status(StatusArgs),
+    /// One table (CSV and JSON) of every run's final and early-stopped accuracies and phase.
+    Collect(CollectArgs),
+    /// List the named sweeps.
+    Presets,
+}
+
+#[derive(Args)]
+pub struct PlanArgs {
+    /// The sweep directory to create.
+    pub dir: PathBuf,
+    /// Base configuration: --preset, --config, --set as for `train`. --preset also takes a
+    /// named sweep (phase-paper, phase-cpu), which brings its own axes.
+    #[command(flatten)]
+    pub cfg: ConfigArgs,
+    /// An axis: key=v1,v2,... | key=a:b:step | key=a,b,...,c | key=log2:a:b (repeatable;
+    /// the first varies slowest).
+    #[arg(long = "grid", value_name = "KEY=VALUES")]
+    pub grid: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct SweepRunArgs {
+    pub dir: PathBuf,
+    /// Runs at once.
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub jobs: u32,
+    /// Threads in all, split evenly between the runs (default: all cores).
+    #[arg(long, value_name = "T", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub threads: Option<u32>,
+    /// Plain log lines instead of progress bars.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Args)]
+pub struct RunOneArgs {
+    pub dir: PathBuf,
+    /// The run's index in the manifest (0-based).
+    #[arg(long, value_name = "I")]
+    pub index: usize,
+    /// Threads (default: all cores).
+    #[arg(long, value_name = "T", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub threads: Option<u32>,
+}
+
+#[derive(Args)]
+pub struct SlurmArgs {
+    pub dir: PathBuf,
+    /// Submit the script with sbatch and record the job id in <dir>/slurm/submissions.json.
+    #[arg(long)]
+    pub submit: bool,
+    #[arg(long, value_name = "P")]
+    pub partition: Option<String>,
+    /// Time limit per run, e.g. 6:00:00.
+    #[arg(long, value_name = "T")]
+    pub time: Option<String>,
+    /// GPUs per run, e.g. 1 or a100:1.
+    #[arg(long, value_name = "G")]
+    pub gpus: Option<String>,
+    /// CPUs per run (also its thread count).
+    #[arg(long, default_value_t = 8, value_name = "C", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub cpus: u32,
+    /// Memory per run, e.g. 64G.
+    #[arg(long, value_name = "M")]
+    pub mem: Option<String>,
+    /// At most K array elements at once.
+    #[arg(long, value_name = "K")]
+    pub max_parallel: Option<usize>,
+    /// A further #SBATCH option, verbatim, e.g. --sbatch-option=--account=abc (repeatable).
+    #[arg(long = "sbatch-option", value_name = "OPT", allow_hyphen_values = true)]
+    pub sbatch_option: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct StatusArgs {
+    pub dir: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct CollectArgs {
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub label: LabelArgs,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]

@@ -146,6 +146,7 @@ pub fn plot(c: &PlotCommand) -> anyhow::Result<()> {
     let (a, kind) = match c {
         PlotCommand::Curves(a) => (a, "curves"),
         PlotCommand::Shots(a) => (a, "shots"),
+        PlotCommand::Phase(a) => return crate::phase_plot::phase(a),
     };
     let run = RunDir::new(&a.run);
     if !run.config().is_file() {

@@ -4,7 +4,9 @@ mod args;
 mod bench_cmd;
 mod data_cmd;
 mod eval_cmd;
+mod phase_plot;
 mod report;
+mod sweep_cmd;
 mod train_cmd;
 
 use std::process::ExitCode;
@@ -31,6 +33,7 @@ fn run(cli: args::Cli) -> anyhow::Result<()> {
         args::Command::Train(a) => train_cmd::train(&a),
         args::Command::Eval(a) => eval_cmd::eval(&a),
         args::Command::Plot(p) => eval_cmd::plot(&p.command),
+        args::Command::Sweep(s) => sweep_cmd::sweep(&s.command),
         args::Command::Bench(b) => bench_cmd::bench(&b),
         args::Command::Config(c) => match c.command {
             args::ConfigCommand::Show(a) => {
@@ -57,6 +60,9 @@ fn exit_code(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
         if cause.downcast_ref::<train_cmd::Interrupted>().is_some() {
             return 130;
+        }
+        if let Some(s) = cause.downcast_ref::<modicl_sweeps::SweepError>() {
+            return if s.is_bad_input() { 2 } else { 1 };
         }
         if let Some(t) = cause.downcast_ref::<modicl_trainer::TrainError>() {
             return if t.is_bad_input() { 2 } else { 1 };

@@ -317,3 +317,186 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PlotError> {
     f.sync_all().map_err(io)?;
     fs::rename(&tmp, path).map_err(io)
 }
+
+/// How a heatmap cell is filled.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Fill {
+    /// A palette colour (categories: phases).
+    Category(usize),
+    /// A value in [0, 1] on the colour scale (low: dark blue, high: yellow).
+    Value(f64),
+    /// No data (light grey).
+    Empty,
+}
+
+/// One cell of a heatmap: column `x`, row `y` (row 0 at the bottom).
+#[derive(Clone, Debug)]
+pub struct Cell {
+    pub x: usize,
+    pub y: usize,
+    pub fill: Fill,
+    pub text: String,
+}
+
+/// A heatmap on categorical axes.
+#[derive(Clone, Debug, Default)]
+pub struct Heatmap {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub x_ticks: Vec<String>,
+    pub y_ticks: Vec<String>,
+    pub cells: Vec<Cell>,
+    /// Legend entries (label, palette index) for categorical fills.
+    pub legend: Vec<(String, usize)>,
+}
+
+/// A colour scale from dark blue through teal and green to yellow (viridis-like).
+pub fn scale(v: f64) -> RGBColor {
+    const STOPS: [(f64, (f64, f64, f64)); 5] = [
+        (0.0, (68.0, 1.0, 84.0)),
+        (0.25, (59.0, 82.0, 139.0)),
+        (0.5, (33.0, 145.0, 140.0)),
+        (0.75, (94.0, 201.0, 98.0)),
+        (1.0, (253.0, 231.0, 37.0)),
+    ];
+    let v = if v.is_finite() {
+        v.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let i = STOPS.iter().position(|s| s.0 >= v).unwrap_or(4).max(1);
+    let (a, b) = (STOPS[i - 1], STOPS[i]);
+    let t = (v - a.0) / (b.0 - a.0);
+    let mix = |x: f64, y: f64| (x + (y - x) * t).round() as u8;
+    RGBColor(
+        mix(a.1 .0, b.1 .0),
+        mix(a.1 .1, b.1 .1),
+        mix(a.1 .2, b.1 .2),
+    )
+}
+
+/// Draws heatmaps side by side (`cols` per row) into `<stem>.png` and `<stem>.svg`.
+pub fn heatmaps(
+    stem: &Path,
+    title: &str,
+    maps: &[Heatmap],
+    cols: usize,
+) -> Result<Vec<PathBuf>, PlotError> {
+    if maps.iter().all(|m| m.cells.is_empty()) {
+        return Err(PlotError::Empty(title.to_string()));
+    }
+    let cols = cols.clamp(1, maps.len().max(1));
+    let rows = maps.len().div_ceil(cols);
+    let size = (620 * cols as u32, 480 * rows as u32 + 40);
+    render(
+        stem,
+        size,
+        &Heatmaps {
+            title,
+            maps,
+            grid: (rows, cols),
+        },
+    )
+}
+
+struct Heatmaps<'a> {
+    title: &'a str,
+    maps: &'a [Heatmap],
+    grid: (usize, usize),
+}
+
+impl Figure for Heatmaps<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let root = root.titled(self.title, ("sans-serif", 24))?;
+        for (area, m) in root.split_evenly(self.grid).iter().zip(self.maps) {
+            draw_heatmap(area, m)?;
+        }
+        Ok(())
+    }
+}
+
+fn draw_heatmap<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, m: &Heatmap) -> DrawResult<DB> {
+    let (nx, ny) = (m.x_ticks.len().max(1), m.y_ticks.len().max(1));
+    // Room on the right for a categorical legend.
+    let (plot, side) = if m.legend.is_empty() {
+        (area.clone(), None)
+    } else {
+        let (w, _) = area.dim_in_pixel();
+        let (a, b) = area.split_horizontally(w.saturating_sub(110));
+        (a, Some(b))
+    };
+    let mut chart = ChartBuilder::on(&plot)
+        .caption(&m.title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(42)
+        .y_label_area_size(52)
+        .build_cartesian_2d(0f64..nx as f64, 0f64..ny as f64)?;
+    let xt = m.x_ticks.clone();
+    let yt = m.y_ticks.clone();
+    let tick = |ticks: &[String], v: f64| -> String {
+        let i = (v - 0.5).round();
+        if (v - 0.5 - i).abs() < 1e-6 && i >= 0.0 {
+            ticks.get(i as usize).cloned().unwrap_or_default()
+        } else {
+            String::new()
+        }
+    };
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_desc(&m.x_label)
+        .y_desc(&m.y_label)
+        .x_labels(nx * 2 + 1)
+        .y_labels(ny * 2 + 1)
+        .x_label_formatter(&|v| tick(&xt, *v))
+        .y_label_formatter(&|v| tick(&yt, *v))
+        .label_style(("sans-serif", 13))
+        .draw()?;
+    for c in &m.cells {
+        let color = match c.fill {
+            Fill::Category(i) => PALETTE[i % PALETTE.len()],
+            Fill::Value(v) => scale(v),
+            Fill::Empty => RGBColor(225, 225, 225),
+        };
+        let (x, y) = (c.x as f64, c.y as f64);
+        chart.draw_series(std::iter::once(Rectangle::new(
+            [(x, y), (x + 1.0, y + 1.0)],
+            color.filled(),
+        )))?;
+        chart.draw_series(std::iter::once(Rectangle::new(
+            [(x, y), (x + 1.0, y + 1.0)],
+            WHITE.stroke_width(1),
+        )))?;
+        if !c.text.is_empty() {
+            let dark = match c.fill {
+                Fill::Value(v) => v < 0.6,
+                Fill::Category(_) => true,
+                Fill::Empty => false,
+            };
+            let style = ("sans-serif", 13)
+                .into_font()
+                .color(if dark { &WHITE } else { &BLACK })
+                .pos(plotters::style::text_anchor::Pos::new(
+                    plotters::style::text_anchor::HPos::Center,
+                    plotters::style::text_anchor::VPos::Center,
+                ));
+            chart.draw_series(std::iter::once(Text::new(
+                c.text.clone(),
+                (x + 0.5, y + 0.5),
+                style,
+            )))?;
+        }
+    }
+    if let Some(side) = side {
+        for (i, (label, color)) in m.legend.iter().enumerate() {
+            let y = 60 + 24 * i as i32;
+            side.draw(&Rectangle::new(
+                [(4, y), (20, y + 14)],
+                PALETTE[color % PALETTE.len()].filled(),
+            ))?;
+            side.draw(&Text::new(label.clone(), (26, y), ("sans-serif", 13)))?;
+        }
+    }
+    Ok(())
+}
