@@ -453,7 +453,7 @@ impl Config {
     /// Checks that involve more than one key (each key's own range is checked when set).
     pub fn check(&self) -> Result<(), ConfigError> {
         let m = &self.model;
-        if m.d_model % m.heads != 0 || (m.d_model / m.heads) % 2 != 0 {
+        if !m.d_model.is_multiple_of(m.heads) || !(m.d_model / m.heads).is_multiple_of(2) {
             return Err(ConfigError::invalid(
                 "model.d_model",
                 m.d_model,

@@ -34,7 +34,7 @@ impl SequenceLayout {
     /// is a z token (for n_var = 2: j = 1, 4, 7, ...).
     #[inline]
     pub fn is_target(&self, j: usize) -> bool {
-        (j + 2) % self.example_len() == 0
+        (j + 2).is_multiple_of(self.example_len())
     }
     /// The input positions that are scored, in order; position `shot` predicts z of example
     /// `shot` after `shot` complete examples of context (0-shot first).

@@ -119,7 +119,7 @@ impl Dataset {
         }
         let tasks = tasks::build(cfg, space)?;
         let n_id = tasks.id.len();
-        if cfg.batch as usize % n_id != 0 {
+        if !(cfg.batch as usize).is_multiple_of(n_id) {
             let below = cfg.batch as usize / n_id * n_id;
             let above = below + n_id;
             let near = if below == 0 {

@@ -85,7 +85,10 @@ pub fn label(w: &[u32], x: &[u32], p: u32) -> u32 {
 
 /// Whether p is prime (trial division; p <= 65536).
 pub fn is_prime(p: u32) -> bool {
-    p >= 2 && (2..).take_while(|d| d * d <= p).all(|d| p % d != 0)
+    p >= 2
+        && (2..)
+            .take_while(|d| d * d <= p)
+            .all(|d| !p.is_multiple_of(d))
 }
 
 #[cfg(test)]

@@ -64,14 +64,14 @@ impl ModelConfig {
         if self.vocab < 2 {
             return bad("vocab", self.vocab, "at least 2");
         }
-        if self.heads == 0 || self.d_model == 0 || self.d_model % self.heads != 0 {
+        if self.heads == 0 || self.d_model == 0 || !self.d_model.is_multiple_of(self.heads) {
             return bad(
                 "d_model",
                 self.d_model,
                 &format!("a positive multiple of heads = {}", self.heads),
             );
         }
-        if self.d_head() % 2 != 0 {
+        if !self.d_head().is_multiple_of(2) {
             return bad(
                 "heads",
                 self.heads,

@@ -224,7 +224,7 @@ impl Trainer {
 
     /// Whether step `s` is evaluated: step 1, every `eval_every` steps, and the last step.
     pub fn is_eval_step(&self, s: u64) -> bool {
-        s == 1 || s % self.cfg.train.eval_every == 0 || s == self.cfg.train.steps
+        s == 1 || s.is_multiple_of(self.cfg.train.eval_every) || s == self.cfg.train.steps
     }
 
     /// Trains until the last step, or until `stop` is raised (checked after every step).
@@ -285,7 +285,10 @@ impl Trainer {
             obs.step(s, lr, loss.mean, acc);
             let save_every = self.cfg.train.save_every;
             let interrupted = stop.load(Ordering::SeqCst);
-            if self.kept.contains(&s) || (save_every > 0 && s % save_every == 0) || interrupted {
+            if self.kept.contains(&s)
+                || (save_every > 0 && s.is_multiple_of(save_every))
+                || interrupted
+            {
                 self.checkpoint(s)?;
                 obs.checkpoint(s);
             }
