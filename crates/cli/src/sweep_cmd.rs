@@ -223,10 +223,10 @@ fn run(a: &SweepRunArgs) -> anyhow::Result<()> {
         }
     );
     if STOP.load(Ordering::SeqCst) {
-        return Err(crate::train_cmd::Interrupted {
-            step: 0,
-            dir: a.dir.display().to_string(),
-        }
+        return Err(crate::train_cmd::Interrupted(format!(
+            "interrupted; active runs checkpointed, continue with: modicl sweep run {}",
+            a.dir.display()
+        ))
         .into());
     }
     if !failed.is_empty() || !done {
@@ -253,10 +253,11 @@ fn run_one(a: &RunOneArgs) -> anyhow::Result<()> {
     println!("run {} {}: {}", run.index, run.name, describe(&r));
     match r {
         RunResult::Failed(e) => anyhow::bail!("run {} failed: {e}", a.index),
-        RunResult::Interrupted => Err(crate::train_cmd::Interrupted {
-            step: 0,
-            dir: sd.run_dir(run).display().to_string(),
-        }
+        RunResult::Interrupted => Err(crate::train_cmd::Interrupted(format!(
+            "interrupted; checkpoint written, continue with: modicl sweep run-one {} --index {}",
+            a.dir.display(),
+            a.index
+        ))
         .into()),
         _ => Ok(()),
     }

@@ -15,15 +15,10 @@ use crate::report;
 /// Raised by Ctrl-C; the loop finishes its step, checkpoints and returns.
 static STOP: AtomicBool = AtomicBool::new(false);
 
-/// The run was stopped by Ctrl-C after writing a checkpoint (exit status 130).
+/// Stopped by Ctrl-C after writing checkpoints (exit status 130); says how to continue.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "interrupted at step {step}; checkpoint written, continue with: modicl train --resume {dir}"
-)]
-pub struct Interrupted {
-    pub step: u64,
-    pub dir: String,
-}
+#[error("{0}")]
+pub struct Interrupted(pub String);
 
 /// A rayon pool with `threads` workers (all cores when `None`).
 pub fn pool(threads: Option<u32>) -> anyhow::Result<rayon::ThreadPool> {
@@ -69,7 +64,10 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
     let outcome = pool(a.threads)?.install(|| trainer.run(&mut progress, &STOP));
     progress.finish();
     match outcome? {
-        Outcome::Interrupted { step } => Err(Interrupted { step, dir }.into()),
+        Outcome::Interrupted { step } => Err(Interrupted(format!(
+            "interrupted at step {step}; checkpoint written, continue with: modicl train --resume {dir}"
+        ))
+        .into()),
         Outcome::Finished(summary) => {
             let last = trainer.records.last();
             if let Some(r) = last {

@@ -1,4 +1,5 @@
-//! Grid axes: `key=spec`, where spec is a list `v1,v2,...`, a range `a:b:step` (inclusive), an
+//! Grid axes: `key=spec`, where spec is a list `v1,v2,...` (or `v1;v2;...` when values contain
+//! commas), a range `a:b:step` (inclusive), an
 //! elided sequence `a,b,...,c` (geometric when b/a is an integer ratio r >= 2 and c = a·r^n,
 //! arithmetic otherwise), or `log2:a:b` (2^a, 2^(a+1), ..., 2^b).
 
@@ -37,12 +38,15 @@ impl Axis {
                 }
                 _ => return Err(bad("log2:A:B needs integers 0 <= A <= B < 63")),
             }
-        } else if spec.contains(':') && !spec.contains(',') {
+        } else if is_range(spec) {
             range(spec).map_err(|w| bad(&w))?
-        } else if spec.contains("...") {
+        } else if spec.contains("...") && !spec.contains(';') {
             elided(spec).map_err(|w| bad(&w))?
         } else {
-            let vals: Vec<Value> = spec.split(',').map(|v| parse_value(v.trim())).collect();
+            // Values that contain commas themselves (official:seed=1,n_base=8) are separated
+            // by ';' instead.
+            let sep = if spec.contains(';') { ';' } else { ',' };
+            let vals: Vec<Value> = spec.split(sep).map(|v| parse_value(v.trim())).collect();
             if vals
                 .iter()
                 .any(|v| matches!(v, Value::String(s) if s.is_empty()))
@@ -67,6 +71,12 @@ impl Axis {
     pub fn short(&self) -> &str {
         self.key.rsplit('.').next().unwrap_or(&self.key)
     }
+}
+
+/// `a:b:step` with three numbers (a value such as `file:/x` is not a range).
+fn is_range(spec: &str) -> bool {
+    let parts: Vec<&str> = spec.split(':').collect();
+    parts.len() == 3 && parts.iter().all(|p| number(p).is_ok())
 }
 
 fn number(s: &str) -> Result<f64, String> {
@@ -179,6 +189,19 @@ mod tests {
         assert_eq!(a.values[1], Value::String("gelu".into()));
         let a = Axis::parse("task.seed=1:3:1").unwrap();
         assert_eq!(ints(&a.values), [1, 2, 3]);
+        let a = Axis::parse("task.source=file:/a:b.txt").unwrap();
+        assert_eq!(a.values, [Value::String("file:/a:b.txt".into())]);
+        let a =
+            Axis::parse("task.source=official:seed=1,n_base=8;official:seed=2,n_base=8").unwrap();
+        assert_eq!(a.values.len(), 2);
+        assert_eq!(
+            a.values[1],
+            Value::String("official:seed=2,n_base=8".into())
+        );
+        let a = Axis::parse("optim.lr=1e-3,3e-3").unwrap();
+        assert_eq!(floats(&a.values), [1e-3, 3e-3]);
+        let a = Axis::parse("task.alpha=0.1:0.9:0.2").unwrap();
+        assert_eq!(floats(&a.values), [0.1, 0.3, 0.5, 0.7, 0.9]);
     }
 
     #[test]
@@ -187,7 +210,6 @@ mod tests {
             "task.alpha",
             "task.alpha=",
             "task.alpha=0.8:0.2:0.1",
-            "task.alpha=0.2:0.8",
             "task.alpha=0.2:0.8:0",
             "task.n_base=2,4,...,101",
             "task.n_base=2,4,...",
