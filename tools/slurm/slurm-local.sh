@@ -21,18 +21,26 @@ install() {
   if command -v slurmctld >/dev/null && command -v munged >/dev/null; then
     say "already installed"; return
   fi
-  # Keep package scripts from starting the system's own munge/slurm services.
-  local policy=0
+  # Keep package scripts from starting the system's own munge/slurm services; the policy file
+  # is removed again whatever happens.
   if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; policy=1
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
   fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends slurm-wlm munge >/dev/null
-  [ "$policy" = 0 ] || rm -f /usr/sbin/policy-rc.d
   say "installed $(dpkg-query -W -f '${Package} ${Version}; ' slurmctld slurmd munge)"
 }
 
-is_free() { ! ss -Htan "( sport = :$1 )" 2>/dev/null | grep -q .; }
+# A port is free when nothing has a socket on it (ss, from iproute2), or, without ss, when
+# nothing accepts a connection on it.
+is_free() {
+  if command -v ss >/dev/null; then
+    ! ss -Htan "( sport = :$1 )" | grep -q .
+  else
+    ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+  fi
+}
 
 alive() { [ -e "/proc/$1" ] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
 
@@ -48,6 +56,7 @@ up() {
   mkdir -p "$dir"; dir=$(cd "$dir" && pwd)
   [ ! -e "$dir/pids" ] || fail "$dir already has a cluster"
   mkdir -p "$dir"/{munge,state,spool,log}
+  : >"$dir/.slurm-local"   # marks the directory as ours: down removes nothing else
   chmod 755 "$dir" "$dir/munge"   # munged refuses writable dirs; 755 lets others read the conf
   local port=${SLURM_LOCAL_PORT:-26817}
   while ! { is_free "$port" && is_free $((port + 1)); }; do
@@ -56,6 +65,7 @@ up() {
   dd if=/dev/urandom of="$dir/munge/key" bs=1024 count=1 status=none
   chmod 400 "$dir/munge/key"
   local sock=$dir/munge/socket
+  trap 'down "'"$dir"'"' ERR   # a failure below stops what was started
   spawn "$dir" munged munged --foreground --force --socket="$sock" --key-file="$dir/munge/key" \
     --pid-file="$dir/munge/pid" --log-file="$dir/log/munged.log" --seed-file="$dir/munge/seed"
   for _ in $(seq 100); do
@@ -111,6 +121,7 @@ CONF
     [ $SECONDS -lt $deadline ] || { down "$dir"; fail "node not idle after 60 s"; }
     sleep 0.2
   done
+  trap - ERR
   say "cluster up in $dir (ports $port/$((port + 1)))"
 }
 
@@ -118,9 +129,10 @@ down() {
   local dir=${1:?usage: down DIR}
   [ -d "$dir" ] || return 0
   dir=$(cd "$dir" && pwd)
+  [ -e "$dir/.slurm-local" ] || fail "$dir was not made by 'up': not touching it"
   if [ -e "$dir/slurm.conf" ]; then
     export SLURM_CONF=$dir/slurm.conf
-    timeout 10 scancel --full --quiet "$(timeout 5 squeue -h -o %A 2>/dev/null | sort -u)" 2>/dev/null || true
+    timeout 5 squeue -h -o %A 2>/dev/null | sort -u | xargs -r timeout 10 scancel --full --quiet 2>/dev/null || true
     local deadline=$((SECONDS + 30))
     while timeout 5 squeue -h 2>/dev/null | grep -q . && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
   fi
@@ -145,13 +157,16 @@ down() {
 run() {
   [ "${1:-}" = "--" ] && shift
   [ $# -gt 0 ] || fail "usage: run -- CMD ARGS..."
-  local dir rc=0
-  dir=$(mktemp -d /tmp/slurm-local.XXXXXX)
-  up "$dir"
+  local rc=0
+  RUN_DIR=$(mktemp -d /tmp/slurm-local.XXXXXX)
+  # Whatever ends this script (CMD failing, Ctrl-C, SIGTERM), the cluster goes down.
+  trap 'down "$RUN_DIR"' EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  up "$RUN_DIR"
   # shellcheck disable=SC1091
-  source "$dir/env.sh"
+  source "$RUN_DIR/env.sh"
   "$@" || rc=$?
-  down "$dir"
   return $rc
 }
 

@@ -205,8 +205,8 @@ pub struct SlurmArgs {
     #[arg(long, value_name = "M")]
     pub mem: Option<String>,
     /// At most K array elements at once.
-    #[arg(long, value_name = "K")]
-    pub max_parallel: Option<usize>,
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_parallel: Option<u32>,
     /// A further #SBATCH option, verbatim, e.g. --sbatch-option=--account=abc (repeatable).
     #[arg(long = "sbatch-option", value_name = "OPT", allow_hyphen_values = true)]
     pub sbatch_option: Vec<String>,

@@ -47,7 +47,19 @@ pub fn phase(a: &PhaseArgs) -> anyhow::Result<()> {
                     v.trim_matches('"')
                 )
             })
+            .collect::<String>()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                    c
+                } else {
+                    '-'
+                }
+            })
             .collect();
+        if r.n_id == 0 {
+            continue; // its configuration no longer builds: nothing to place
+        }
         groups.entry(suffix).or_default().push(r);
     }
     let which = if last_shot { "last-shot" } else { "all-shot" };
@@ -58,6 +70,15 @@ pub fn phase(a: &PhaseArgs) -> anyhow::Result<()> {
         let mut ys: Vec<f64> = rows.iter().map(|r| r.alpha).collect();
         ys.sort_by(f64::total_cmp);
         ys.dedup();
+        let mut cells = std::collections::HashSet::new();
+        for r in &rows {
+            if !cells.insert((r.n_id, r.alpha.to_bits())) {
+                eprintln!(
+                    "warning: several runs{suffix} share the cell n_id {} alpha {}; only one is shown (facet with another axis)",
+                    r.n_id, r.alpha
+                );
+            }
+        }
         let at = |r: &Row| {
             (
                 xs.iter().position(|&x| x == r.n_id).unwrap_or(0),
@@ -65,7 +86,7 @@ pub fn phase(a: &PhaseArgs) -> anyhow::Result<()> {
             )
         };
         let base = Heatmap {
-            x_label: "n_id (pre-training tasks, log2 scale)".into(),
+            x_label: "n_id (pre-training tasks; one column per value)".into(),
             y_label: "alpha (fraction of inputs)".into(),
             x_ticks: xs.iter().map(|x| x.to_string()).collect(),
             y_ticks: ys.iter().map(|y| format!("{y}")).collect(),

@@ -49,14 +49,26 @@ fn plan_cmd(a: &PlanArgs) -> anyhow::Result<()> {
         cfg_args.set = sets;
         grid.extend(sp.axes.iter().map(|s| s.to_string()));
     }
-    grid.extend(a.grid.iter().cloned());
     let base: Config = cfg_args.resolve()?;
-    let mut axes: Vec<Axis> = Vec::new();
-    for g in &grid {
-        // A later axis on the same key replaces the named sweep's.
+    let mut axes: Vec<Axis> = grid
+        .iter()
+        .map(|g| Axis::parse(g))
+        .collect::<Result<_, _>>()?;
+    let named = axes.len();
+    for g in &a.grid {
         let axis = Axis::parse(g)?;
-        axes.retain(|x| x.key != axis.key);
-        axes.push(axis);
+        match axes.iter().position(|x| x.key == axis.key) {
+            // A --grid on a named sweep's key replaces that axis, in its place.
+            Some(i) if i < named => axes[i] = axis,
+            Some(_) => {
+                return Err(modicl_sweeps::SweepError::Grid {
+                    axis: g.clone(),
+                    reason: format!("{} is given twice", axis.key),
+                }
+                .into())
+            }
+            None => axes.push(axis),
+        }
     }
     let m = plan::plan(&base, &axes)?;
     plan::write(&a.dir, &m)?;
@@ -229,8 +241,14 @@ fn run(a: &SweepRunArgs) -> anyhow::Result<()> {
         ))
         .into());
     }
-    if !failed.is_empty() || !done {
-        anyhow::bail!("the sweep is not complete");
+    if !failed.is_empty() {
+        anyhow::bail!("{} runs failed", failed.len());
+    }
+    if !done {
+        println!(
+            "runs held by another process are not done yet: modicl sweep status {}",
+            a.dir.display()
+        );
     }
     Ok(())
 }
@@ -253,6 +271,11 @@ fn run_one(a: &RunOneArgs) -> anyhow::Result<()> {
     println!("run {} {}: {}", run.index, run.name, describe(&r));
     match r {
         RunResult::Failed(e) => anyhow::bail!("run {} failed: {e}", a.index),
+        // Not trained here: a SLURM element must not report success for it.
+        RunResult::Busy => anyhow::bail!(
+            "run {} is being trained by another process (its lock is held)",
+            a.index
+        ),
         RunResult::Interrupted => Err(crate::train_cmd::Interrupted(format!(
             "interrupted; checkpoint written, continue with: modicl sweep run-one {} --index {}",
             a.dir.display(),
@@ -272,7 +295,7 @@ fn slurm_cmd(a: &SlurmArgs) -> anyhow::Result<()> {
         gpus: a.gpus.clone(),
         cpus: a.cpus,
         mem: a.mem.clone(),
-        max_parallel: a.max_parallel,
+        max_parallel: a.max_parallel.map(|k| k as usize),
         extra: a.sbatch_option.clone(),
         modicl: std::env::current_exe().context("locating the modicl binary")?,
     };

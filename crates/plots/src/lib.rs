@@ -284,8 +284,13 @@ pub fn render(stem: &Path, size: (u32, u32), fig: &impl Figure) -> Result<Vec<Pa
         fig.draw(root.clone()).map_err(|e| err(e.to_string()))?;
         root.present().map_err(|e| err(e.to_string()))?;
     }
-    let png_path = stem.with_extension("png");
-    let svg_path = stem.with_extension("svg");
+    // Appended, not with_extension: a stem such as phase_lr0.001 has no extension to replace.
+    let with = |ext: &str| {
+        let mut p = stem.as_os_str().to_owned();
+        p.push(ext);
+        PathBuf::from(p)
+    };
+    let (png_path, svg_path) = (with(".png"), with(".svg"));
     write_atomic(&png_path, &encode_png(&rgb, size).map_err(err)?)?;
     write_atomic(&svg_path, svg.as_bytes())?;
     Ok(vec![png_path, svg_path])

@@ -117,6 +117,14 @@ pub fn run_one(
     let _ = fs::remove_file(failed_path(sd, run));
     let attempt = || -> Result<RunResult, String> {
         let mut trainer = if dir.config().is_file() {
+            // A run directory left by another plan must not be resumed under this one.
+            let here = std::fs::read_to_string(dir.config()).map_err(|e| e.to_string())?;
+            if here != run.config {
+                return Err(format!(
+                    "{} holds a config.toml that differs from this sweep's run {index}; move it away to start the run afresh",
+                    dir.root.display()
+                ));
+            }
             Trainer::resume(dir.clone())
         } else {
             Config::from_toml(

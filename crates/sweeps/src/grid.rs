@@ -1,7 +1,7 @@
 //! Grid axes: `key=spec`, where spec is a list `v1,v2,...` (or `v1;v2;...` when values contain
 //! commas), a range `a:b:step` (inclusive), an
-//! elided sequence `a,b,...,c` (geometric when b/a is an integer ratio r >= 2 and c = a·r^n,
-//! arithmetic otherwise), or `log2:a:b` (2^a, 2^(a+1), ..., 2^b).
+//! elided sequence `a,b,...,c` (for integers geometric when b/a is an integer ratio r >= 2 and
+//! c = a·r^n; arithmetic otherwise, and always for decimals), or `log2:a:b` (2^a, 2^(a+1), ..., 2^b).
 
 use modicl_config::{parse_value, Value};
 
@@ -46,7 +46,11 @@ impl Axis {
             // Values that contain commas themselves (official:seed=1,n_base=8) are separated
             // by ';' instead.
             let sep = if spec.contains(';') { ';' } else { ',' };
-            let vals: Vec<Value> = spec.split(sep).map(|v| parse_value(v.trim())).collect();
+            let mut items: Vec<&str> = spec.split(sep).map(str::trim).collect();
+            if sep == ';' && items.last() == Some(&"") {
+                items.pop(); // `value;` is one value that contains commas
+            }
+            let vals: Vec<Value> = items.into_iter().map(parse_value).collect();
             if vals
                 .iter()
                 .any(|v| matches!(v, Value::String(s) if s.is_empty()))
@@ -96,12 +100,27 @@ fn decimals(s: &str) -> usize {
     s.trim().split_once('.').map_or(0, |(_, f)| f.len())
 }
 
-fn value(x: f64, ints: bool, places: usize) -> Value {
+/// A computed grid value: an integer, or a float rounded to the decimals written (fixed
+/// notation) or to 12 significant digits (scientific notation), so that 0.2:0.8:0.1 gives 0.3
+/// and 1e-4:5e-4:1e-4 gives 3e-4, not float noise.
+fn value(x: f64, ints: bool, places: Option<usize>) -> Value {
     if ints {
-        Value::Integer(x.round() as i64)
+        return Value::Integer(x.round() as i64);
+    }
+    let text = match places {
+        Some(p) => format!("{x:.p$}"),
+        None => format!("{x:.11e}"),
+    };
+    Value::Float(text.parse().expect("formatted number"))
+}
+
+/// Decimal places to round to: those written, or `None` (significant digits) when any
+/// number is in scientific notation.
+fn places(parts: &[&str]) -> Option<usize> {
+    if parts.iter().any(|p| p.contains(['e', 'E'])) {
+        None
     } else {
-        let rounded: f64 = format!("{x:.places$}").parse().expect("formatted number");
-        Value::Float(rounded)
+        parts.iter().map(|p| decimals(p)).max()
     }
 }
 
@@ -120,7 +139,7 @@ fn range(spec: &str) -> Result<Vec<Value>, String> {
         return Err("more than 100000 values".into());
     }
     let ints = is_int(a) && is_int(b) && is_int(step);
-    let places = decimals(a).max(decimals(step)).max(decimals(b));
+    let places = places(&[a, b, step]);
     Ok((0..n)
         .map(|i| value(x0 + i as f64 * dx, ints, places))
         .collect())
@@ -134,22 +153,27 @@ fn elided(spec: &str) -> Result<Vec<Value>, String> {
     };
     let (x0, x1, xn) = (number(a)?, number(b)?, number(c)?);
     let ints = is_int(a) && is_int(b) && is_int(c);
-    let places = decimals(a).max(decimals(b)).max(decimals(c));
-    if ints && x0 > 0.0 && x1 > x0 && (x1 / x0).fract() == 0.0 && x1 / x0 >= 2.0 {
-        let r = x1 / x0;
-        let mut out = Vec::new();
-        let mut x = x0;
-        while x <= xn && out.len() <= 100_000 {
-            out.push(x);
-            x *= r;
+    let places = places(&[a, b, c]);
+    if x1 <= x0 || xn < x0 {
+        return Err(format!("{a}, {b}, ..., {c} is not increasing"));
+    }
+    let close = |u: f64, v: f64| (u - v).abs() <= 1e-9 * u.abs().max(v.abs());
+    // Geometric (integers only): an integer ratio r >= 2 and c = a·r^n.
+    let r = x1 / x0;
+    if ints && x0 > 0.0 && r >= 2.0 && close(r, r.round()) {
+        let r = r.round();
+        let mut out = vec![x0];
+        while *out.last().expect("not empty") * r <= xn * (1.0 + 1e-9) && out.len() <= 100_000 {
+            let next = out.last().expect("not empty") * r;
+            out.push(next);
         }
-        if *out.last().expect("x0 <= xn") == xn {
-            return Ok(out.into_iter().map(|x| value(x, true, 0)).collect());
+        if close(*out.last().expect("not empty"), xn) {
+            return Ok(out.into_iter().map(|x| value(x, ints, places)).collect());
         }
     }
     let dx = x1 - x0;
     let n = (xn - x0) / dx;
-    if dx <= 0.0 || n < 0.0 || (n - n.round()).abs() > 1e-9 || n > 100_000.0 {
+    if (n - n.round()).abs() > 1e-9 || n > 100_000.0 {
         return Err(format!(
             "{c} is not on the sequence {a}, {b}, ... (geometric or arithmetic)"
         ));
@@ -200,6 +224,12 @@ mod tests {
         );
         let a = Axis::parse("optim.lr=1e-3,3e-3").unwrap();
         assert_eq!(floats(&a.values), [1e-3, 3e-3]);
+        let a = Axis::parse("optim.lr=1e-4:5e-4:1e-4").unwrap();
+        assert_eq!(floats(&a.values), [1e-4, 2e-4, 3e-4, 4e-4, 5e-4]);
+        let a = Axis::parse("optim.lr=1e-3,2e-3,...,5e-3").unwrap();
+        assert_eq!(floats(&a.values), [1e-3, 2e-3, 3e-3, 4e-3, 5e-3]);
+        let a = Axis::parse("task.source=official:seed=1,n_base=8;").unwrap();
+        assert_eq!(a.values, [Value::String("official:seed=1,n_base=8".into())]);
         let a = Axis::parse("task.alpha=0.1:0.9:0.2").unwrap();
         assert_eq!(floats(&a.values), [0.1, 0.3, 0.5, 0.7, 0.9]);
     }
@@ -213,6 +243,7 @@ mod tests {
             "task.alpha=0.2:0.8:0",
             "task.n_base=2,4,...,101",
             "task.n_base=2,4,...",
+            "task.n_base=2,4,...,1",
             "task.n_base=log2:7:1",
             "task.n_base=1,,2",
         ] {

@@ -32,7 +32,7 @@ pub enum SweepError {
     /// Runs whose configuration cannot train, all of them.
     #[error("{} of the planned runs are invalid: {}", .0.len(), .0.join("; "))]
     Invalid(Vec<String>),
-    #[error("{0} already holds a sweep (sweep.json); plan into another directory")]
+    #[error("{0} already holds a sweep (sweep.json or runs/); plan into another directory")]
     Exists(String),
     #[error("{path} is not a sweep directory: {reason}")]
     NotASweep { path: String, reason: String },

@@ -61,11 +61,29 @@ impl SweepDir {
             path: path.display().to_string(),
             reason: e.to_string(),
         })?;
+        let bad = |reason: String| SweepError::NotASweep {
+            path: path.display().to_string(),
+            reason,
+        };
         if m.format_version != FORMAT_VERSION {
-            return Err(SweepError::NotASweep {
-                path: path.display().to_string(),
-                reason: format!("format version {}", m.format_version),
-            });
+            return Err(bad(format!("format version {}", m.format_version)));
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, r) in m.runs.iter().enumerate() {
+            if r.index != i {
+                return Err(bad(format!("run at position {i} has index {}", r.index)));
+            }
+            let safe = !r.name.is_empty()
+                && !r.name.starts_with('.')
+                && r.name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+            if !safe || !names.insert(r.name.as_str()) {
+                return Err(bad(format!(
+                    "run {i} has a bad or repeated name '{}'",
+                    r.name
+                )));
+            }
         }
         Ok(m)
     }
@@ -120,7 +138,10 @@ pub fn plan(base: &Config, axes: &[Axis]) -> Result<Manifest, SweepError> {
             s.to_string()
         }
     };
-    let total: usize = axes.iter().map(|a| a.values.len()).product();
+    let total = axes
+        .iter()
+        .try_fold(1usize, |n, a| n.checked_mul(a.values.len()))
+        .unwrap_or(usize::MAX);
     if total > 100_000 {
         return Err(SweepError::Grid {
             axis: axes
@@ -179,6 +200,15 @@ pub fn plan(base: &Config, axes: &[Axis]) -> Result<Manifest, SweepError> {
             config: cfg.to_toml(),
         });
     }
+    let mut seen_names = std::collections::HashMap::new();
+    for r in &runs {
+        if let Some(first) = seen_names.insert(r.name.clone(), r.index) {
+            problems.push(format!(
+                "runs {first} and {} would share the directory runs/{} (repeated or indistinguishable axis values)",
+                r.index, r.name
+            ));
+        }
+    }
     if !problems.is_empty() {
         return Err(SweepError::Invalid(problems));
     }
@@ -209,7 +239,8 @@ fn validate(cfg: &mut Config, name: &str) -> Result<(), String> {
 /// Writes the manifest of a new sweep into `dir`, which must not hold one already.
 pub fn write(dir: &Path, m: &Manifest) -> Result<(), SweepError> {
     let sd = SweepDir::new(dir);
-    if sd.manifest_path().exists() {
+    let runs_left = std::fs::read_dir(dir.join("runs")).is_ok_and(|mut e| e.next().is_some());
+    if sd.manifest_path().exists() || runs_left {
         return Err(SweepError::Exists(dir.display().to_string()));
     }
     let text = serde_json::to_string_pretty(m).expect("manifest serialises") + "\n";

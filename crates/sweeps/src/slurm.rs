@@ -80,6 +80,16 @@ fn quote(s: &str) -> String {
 /// The job-array script for `indices` (absolute paths, so it runs from anywhere).
 pub fn script(sd: &SweepDir, opts: &SlurmOptions, indices: &[usize]) -> Result<String, SweepError> {
     let root = std::path::absolute(&sd.root).map_err(|e| SweepError::io(&sd.root, e))?;
+    // #SBATCH lines are not shell-quoted, and sbatch expands % in --output.
+    if root
+        .to_string_lossy()
+        .contains(|c: char| c.is_whitespace() || c == '%')
+    {
+        return Err(SweepError::Slurm(format!(
+            "the sweep path '{}' contains whitespace or '%', which #SBATCH --output cannot hold",
+            root.display()
+        )));
+    }
     let logs = root.join("slurm").join("logs");
     let name = root
         .file_name()
@@ -154,11 +164,20 @@ pub fn submit(sd: &SweepDir, script: &Path, indices: &[usize]) -> Result<String,
             err.trim().replace('\n', " ")
         )));
     }
-    // --parsable prints JOBID or JOBID;CLUSTER.
+    // --parsable prints JOBID or JOBID;CLUSTER, last (site wrappers may print before it).
     let text = String::from_utf8_lossy(&out.stdout);
-    let job_id = text.trim().split(';').next().unwrap_or("").to_string();
-    if job_id.is_empty() {
-        return Err(SweepError::Slurm("sbatch printed no job id".into()));
+    let job_id = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .and_then(|l| l.trim().split(';').next())
+        .unwrap_or("")
+        .to_string();
+    if job_id.is_empty() || !job_id.chars().all(|c| c.is_ascii_digit()) {
+        return Err(SweepError::Slurm(format!(
+            "sbatch succeeded but printed no job id ({}); check squeue before submitting again",
+            text.trim().replace('\n', " ")
+        )));
     }
     let path = slurm_dir(sd).join("submissions.json");
     let mut subs: Vec<Submission> = std::fs::read_to_string(&path)
