@@ -6,18 +6,14 @@
 //! slurm` starts a throw-away one. Without SLURM_CONF the test is skipped, unless
 //! MODICL_REQUIRE_SLURM=1 (as in .ci/run), which makes a missing cluster a failure.
 
+mod common;
+
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn modicl(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_modicl"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("runs")
-}
+use common::{plan_tiny, run as modicl, TINY};
 
 fn ok(dir: &Path, args: &[&str]) -> String {
     let o = modicl(dir, args);
@@ -89,13 +85,7 @@ fn a_sweep_runs_as_a_slurm_job_array() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    fs::write(
-        d.join("tiny.toml"),
-        "[task]\np = 7\nbatch = 16\nexamples = 6\n[model]\nd_model = 16\nheads = 2\nlayers = 2\n\
-         [train]\nsteps = 30\nwarmup = 3\neval_every = 10\ncheckpoints = \"log:2\"\nsave_every = 10\n\
-         [eval]\nseqs_per_task = 2\n",
-    )
-    .unwrap();
+    fs::write(d.join("tiny.toml"), TINY).unwrap();
     // Three explicit task lists of 4 tasks each; run 0 generates its own (n_base 1).
     for (f, tasks) in [
         ("a.txt", "1 2\n3 4\n5 6\n2 5\n"),
@@ -111,20 +101,7 @@ fn a_sweep_runs_as_a_slurm_job_array() {
         p("b.txt"),
         p("c.txt")
     );
-    ok(
-        d,
-        &[
-            "sweep",
-            "plan",
-            "sw",
-            "--config",
-            "tiny.toml",
-            "--set",
-            "task.n_base=1",
-            "--grid",
-            &axis,
-        ],
-    );
+    plan_tiny(d, &["--set", "task.n_base=1", "--grid", &axis]);
     // Element 3 will fail: its task file disappears after planning.
     fs::rename(d.join("c.txt"), d.join("c.txt.away")).unwrap();
     let (id, out) = submit(d);

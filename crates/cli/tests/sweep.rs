@@ -1,31 +1,12 @@
 //! `modicl sweep` on this machine: plan, run with a pool, status, collect, phase plots; bad
 //! grids; one failing run does not stop the others; two processes never train the same run.
 
+mod common;
+
 use std::fs;
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 
-fn cmd(dir: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_modicl"));
-    c.args(args).current_dir(dir);
-    c
-}
-
-fn run(dir: &Path, args: &[&str]) -> Output {
-    cmd(dir, args).output().expect("runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-const TINY: &str = "[task]\np = 7\nbatch = 16\nexamples = 6\n[model]\nd_model = 16\nheads = 2\n\
-layers = 2\n[train]\nsteps = 30\nwarmup = 3\neval_every = 10\ncheckpoints = \"log:2\"\n\
-save_every = 10\n[eval]\nseqs_per_task = 2\n";
+use common::{assert_bad, cmd, plan_tiny, run, text, TINY};
 
 fn setup() -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
@@ -136,21 +117,7 @@ fn a_failing_run_does_not_stop_the_others_and_is_retried() {
     let d = tmp.path();
     fs::write(d.join("t.txt"), "1 2\n3 4\n5 6\n2 5\n").unwrap();
     let axis = format!("task.source=generate,file:{}", d.join("t.txt").display());
-    let o = run(
-        d,
-        &[
-            "sweep",
-            "plan",
-            "sw",
-            "--config",
-            "tiny.toml",
-            "--set",
-            "task.n_base=1",
-            "--grid",
-            &axis,
-        ],
-    );
-    assert!(o.status.success(), "{}", text(&o));
+    plan_tiny(d, &["--set", "task.n_base=1", "--grid", &axis]);
     fs::rename(d.join("t.txt"), d.join("t.away")).unwrap();
     let o = run(d, &["sweep", "run", "sw", "--quiet"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
@@ -180,14 +147,9 @@ fn a_failing_run_does_not_stop_the_others_and_is_retried() {
 fn two_processes_never_train_the_same_run() {
     let tmp = setup();
     let d = tmp.path();
-    let o = run(
+    plan_tiny(
         d,
         &[
-            "sweep",
-            "plan",
-            "sw",
-            "--config",
-            "tiny.toml",
             "--set",
             "train.steps=300",
             "--grid",
@@ -196,7 +158,6 @@ fn two_processes_never_train_the_same_run() {
             "task.seed=1,2,3",
         ],
     );
-    assert!(o.status.success(), "{}", text(&o));
     let spawn = || {
         cmd(d, &["sweep", "run", "sw", "--quiet", "--threads", "1"])
             .stdout(Stdio::piped())
@@ -218,15 +179,8 @@ fn two_processes_never_train_the_same_run() {
     assert!(text(&o).contains("6 runs: 6 done"), "{}", text(&o));
 }
 
-/// Expects exit status 2 and a one-line error containing every needle.
-fn bad(dir: &Path, args: &[&str], needles: &[&str]) {
-    let o = run(dir, args);
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
-    for n in needles {
-        assert!(err.contains(n), "{args:?}: '{n}' not in {err}");
-    }
+fn bad(dir: &std::path::Path, args: &[&str], needles: &[&str]) {
+    assert_bad(&run(dir, args), args, needles);
 }
 
 #[test]
@@ -278,19 +232,7 @@ fn bad_grids_and_sweeps_are_one_line_errors() {
         &["sweep", "status", "nowhere"],
         &["not a sweep directory"],
     );
-    let o = run(
-        d,
-        &[
-            "sweep",
-            "plan",
-            "sw",
-            "--config",
-            "tiny.toml",
-            "--grid",
-            "task.n_base=1,2",
-        ],
-    );
-    assert!(o.status.success(), "{}", text(&o));
+    plan_tiny(d, &["--grid", "task.n_base=1,2"]);
     bad(
         d,
         &["sweep", "run-one", "sw", "--index", "2"],

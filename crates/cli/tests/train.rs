@@ -2,6 +2,8 @@
 //! moments and resumed, the run ends byte-identical to an uninterrupted one; Ctrl-C exits 130
 //! with a checkpoint; bad input exits 2 with one line.
 
+mod common;
+
 use std::fs;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -299,15 +301,8 @@ fn train_eval_and_plot_write_what_they_say() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("already finished"));
 }
 
-/// Expects exit status 2 and a one-line error containing every needle.
 fn bad_input(dir: &Path, args: &[&str], needles: &[&str]) {
-    let o = run(dir, args);
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
-    for n in needles {
-        assert!(err.contains(n), "{args:?}: '{n}' not in {err}");
-    }
+    common::assert_bad(&run(dir, args), args, needles);
 }
 
 #[test]

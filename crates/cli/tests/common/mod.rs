@@ -1,0 +1,60 @@
+//! Helpers shared by the binary's integration tests.
+#![allow(dead_code)] // each test file uses a different subset
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// A tiny run configuration (p = 7, d 16, 30 steps): a run takes well under a second.
+pub const TINY: &str =
+    "[task]\np = 7\nbatch = 16\nexamples = 6\n[model]\nd_model = 16\nheads = 2\n\
+layers = 2\n[train]\nsteps = 30\nwarmup = 3\neval_every = 10\ncheckpoints = \"log:2\"\n\
+save_every = 10\n[eval]\nseqs_per_task = 2\n";
+
+/// `modicl ARGS` in `dir`, not yet run.
+pub fn cmd(dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_modicl"));
+    c.args(args).current_dir(dir);
+    c
+}
+
+/// Runs `modicl ARGS` in `dir` to completion.
+pub fn run(dir: &Path, args: &[&str]) -> Output {
+    cmd(dir, args).output().expect("runs")
+}
+
+/// stdout then stderr, as text.
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Expects exit status 2 and a one-line error (no panic) that contains every needle.
+pub fn assert_bad(o: &Output, args: &[&str], needles: &[&str]) {
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(2), "{args:?}: stderr {err}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "{args:?}: one line expected, got {err}"
+    );
+    assert!(
+        err.starts_with("error: ") && !err.contains("panicked"),
+        "{err}"
+    );
+    for n in needles {
+        assert!(err.contains(n), "{args:?}: '{n}' not in {err}");
+    }
+}
+
+/// Writes TINY to `dir/tiny.toml` and plans sweep `dir/sw` on it with `extra` arguments
+/// (`--set`, `--grid`); panics unless the plan succeeds.
+pub fn plan_tiny(dir: &Path, extra: &[&str]) {
+    std::fs::write(dir.join("tiny.toml"), TINY).unwrap();
+    let mut args = vec!["sweep", "plan", "sw", "--config", "tiny.toml"];
+    args.extend_from_slice(extra);
+    let o = run(dir, &args);
+    assert!(o.status.success(), "{args:?}: {}", text(&o));
+}
