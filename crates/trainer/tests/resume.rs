@@ -211,13 +211,19 @@ fn kept_checkpoints_follow_the_config() {
     );
 }
 
-#[test]
-fn corrupt_or_truncated_checkpoints_are_clear_errors() {
+/// A run stopped (and checkpointed) after step 20, in a temporary directory.
+fn stopped_at_20() -> (tempfile::TempDir, std::path::PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("r");
     let mut t = Trainer::create(tiny(), RunDir::new(&dir), false).unwrap();
     let stop = AtomicBool::new(false);
     t.run(&mut StopAt(20, &stop), &stop).unwrap();
+    (tmp, dir)
+}
+
+#[test]
+fn corrupt_or_truncated_checkpoints_are_clear_errors() {
+    let (_tmp, dir) = stopped_at_20();
     let ck = dir.join("checkpoints/step_20");
     let model = fs::read(ck.join("model.safetensors")).unwrap();
     let cases: Vec<(&str, Vec<u8>)> = vec![
@@ -245,11 +251,7 @@ fn corrupt_or_truncated_checkpoints_are_clear_errors() {
 #[test]
 fn non_finite_values_stop_the_run_and_keep_the_last_good_checkpoint() {
     use modicl_trainer::{adamw_config, model_config, rundir};
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("r");
-    let mut t = Trainer::create(tiny(), RunDir::new(&dir), false).unwrap();
-    let stop = AtomicBool::new(false);
-    t.run(&mut StopAt(20, &stop), &stop).unwrap();
+    let (_tmp, dir) = stopped_at_20();
     // Poison the second moments of step 20 (a negative variance makes the update NaN), as a
     // stand-in for a diverging run; no learning rate in range does that reliably.
     let ck = dir.join("checkpoints/step_20");
