@@ -22,7 +22,7 @@ pub static SWEEP_PRESETS: &[SweepPreset] = &[
     },
     SweepPreset {
         name: "phase-cpu",
-        about: "the cpu preset's model over n_base 1..16 (n_id 4..64 of the 120 tasks of Z_11^2) x alpha 0.4, 0.6, 0.8: 15 runs of about 8 minutes on 2 cores",
+        about: "the cpu preset's model over n_base 1..16 (n_id 4..64 of the 120 tasks of Z_11^2) x alpha 0.4, 0.6, 0.8: 15 runs, about 2 hours on 2 cores; shows the i.d.-memorization corner",
         base: "cpu",
         sets: &["train.name=phase-cpu"],
         axes: &["task.n_base=1,2,...,16", "task.alpha=0.4:0.8:0.2"],
