@@ -109,7 +109,11 @@ pub fn eval(a: &EvalArgs) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(&doc)? + "\n";
     rundir::write_atomic(&out.join("eval.json"), text.as_bytes())?;
     let title = format!("{} at step {} ({ck_name})", cfg.train.name, state.step);
-    let plots = report::shots_chart(report::shot_series(&sets, ""), &out.join("shots"), &title)?;
+    let plots = report::shots_chart(
+        report::shot_series(&sets, "", false),
+        &out.join("shots"),
+        &title,
+    )?;
     if a.json {
         println!("{text}");
     } else {

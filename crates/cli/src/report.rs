@@ -100,25 +100,17 @@ pub fn shots(
     let last = records
         .last()
         .ok_or_else(|| anyhow::anyhow!("the run has no evaluations yet"))?;
-    let mut series = Vec::new();
-    let mut add = |r: &Record, dashed: bool| {
-        for &(name, c) in &SETS[1..] {
-            if let Some(m) = r.set(name) {
-                series.push(Series {
-                    label: format!("{name}, step {}", r.step),
-                    color: c,
-                    dashed,
-                    points: (0..m.shot_count.len())
-                        .map(|i| (i as f64, m.acc_shot(i)))
-                        .collect(),
-                });
-            }
-        }
+    // The four evaluation sets (not the training batch), in display order.
+    let four = |r: &Record| -> Vec<SetMetrics> {
+        SETS[1..]
+            .iter()
+            .filter_map(|&(name, _)| r.set(name).cloned())
+            .collect()
     };
-    add(last, false);
+    let mut series = shot_series(&four(last), &format!(", step {}", last.step), false);
     if let Some(b) = best.filter(|&b| b != last.step) {
         if let Some(r) = records.iter().find(|r| r.step == b) {
-            add(r, true);
+            series.extend(shot_series(&four(r), &format!(", step {}", r.step), true));
         }
     }
     shots_chart(series, stem, title)
@@ -140,12 +132,12 @@ pub fn shots_chart(series: Vec<Series>, stem: &Path, title: &str) -> anyhow::Res
 }
 
 /// Series of one evaluation's per-shot accuracies, for [`shots_chart`].
-pub fn shot_series(sets: &[SetMetrics], suffix: &str) -> Vec<Series> {
+pub fn shot_series(sets: &[SetMetrics], suffix: &str, dashed: bool) -> Vec<Series> {
     sets.iter()
         .map(|m| Series {
             label: format!("{}{suffix}", m.set),
             color: color(&m.set),
-            dashed: false,
+            dashed,
             points: (0..m.shot_count.len())
                 .map(|i| (i as f64, m.acc_shot(i)))
                 .collect(),

@@ -186,7 +186,7 @@ fn run(a: &SweepRunArgs) -> anyhow::Result<()> {
     let sd = SweepDir::new(&a.dir);
     let m = sd.read()?;
     install_ctrlc()?;
-    let pending = slurm::pending(&sd, &m).len();
+    let pending = exec::pending(&sd, &m).len();
     let plain = a.quiet || !std::io::stderr().is_terminal();
     let (multi, overall) = if plain {
         (None, None)
@@ -219,10 +219,10 @@ fn run(a: &SweepRunArgs) -> anyhow::Result<()> {
         .iter()
         .filter(|r| matches!(r.1, RunResult::Failed(_)))
         .collect();
-    let done = slurm::pending(&sd, &m).is_empty();
+    let left = exec::pending(&sd, &m).len();
     println!(
         "{} of {} runs done{}",
-        m.runs.len() - slurm::pending(&sd, &m).len(),
+        m.runs.len() - left,
         m.runs.len(),
         if failed.is_empty() {
             String::new()
@@ -244,7 +244,7 @@ fn run(a: &SweepRunArgs) -> anyhow::Result<()> {
     if !failed.is_empty() {
         anyhow::bail!("{} runs failed", failed.len());
     }
-    if !done {
+    if left > 0 {
         println!(
             "runs held by another process are not done yet: modicl sweep status {}",
             a.dir.display()

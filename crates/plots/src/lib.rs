@@ -5,7 +5,6 @@
 //! machine without fonts. Files are written atomically (temporary name, then rename).
 
 use std::fs;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
@@ -100,31 +99,60 @@ pub fn line_charts(
     {
         return Err(PlotError::Empty(title.to_string()));
     }
-    let cols = cols.clamp(1, panels.len().max(1));
-    let rows = panels.len().div_ceil(cols);
-    let size = (560 * cols as u32, 420 * rows as u32 + 40);
-    let fig = Lines {
-        title,
-        panels,
-        grid: (rows, cols),
-    };
-    render(stem, size, &fig)
+    grid_of(stem, title, panels, cols, (560, 420))
 }
 
-struct Lines<'a> {
+/// One chart of a figure: a line panel or a heatmap.
+trait Chart {
+    fn draw_in<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB>;
+}
+
+impl Chart for Panel {
+    fn draw_in<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        draw_panel(area, self)
+    }
+}
+
+impl Chart for Heatmap {
+    fn draw_in<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        draw_heatmap(area, self)
+    }
+}
+
+/// A titled figure of charts, `cols` per row, each `cell` pixels.
+struct Grid<'a, T> {
     title: &'a str,
-    panels: &'a [Panel],
+    charts: &'a [T],
     grid: (usize, usize),
 }
 
-impl Figure for Lines<'_> {
+impl<T: Chart> Figure for Grid<'_, T> {
     fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> DrawResult<DB> {
         let root = root.titled(self.title, ("sans-serif", 24))?;
-        for (area, p) in root.split_evenly(self.grid).iter().zip(self.panels) {
-            draw_panel(area, p)?;
+        for (area, c) in root.split_evenly(self.grid).iter().zip(self.charts) {
+            c.draw_in(area)?;
         }
         Ok(())
     }
+}
+
+/// Draws `charts` in a grid of `cols` columns, each `cell` pixels, to `<stem>.png`/`.svg`.
+fn grid_of<T: Chart>(
+    stem: &Path,
+    title: &str,
+    charts: &[T],
+    cols: usize,
+    cell: (u32, u32),
+) -> Result<Vec<PathBuf>, PlotError> {
+    let cols = cols.clamp(1, charts.len().max(1));
+    let rows = charts.len().div_ceil(cols);
+    let size = (cell.0 * cols as u32, cell.1 * rows as u32 + 40);
+    let fig = Grid {
+        title,
+        charts,
+        grid: (rows, cols),
+    };
+    render(stem, size, &fig)
 }
 
 /// Something drawn the same way on any backend.
@@ -307,20 +335,16 @@ fn encode_png(rgb: &[u8], (w, h): (u32, u32)) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-/// Writes a file atomically (temporary name in the same folder, then rename).
+/// Writes a file atomically (modicl-data's temporary-name-then-rename), creating its folder.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PlotError> {
     let io = |e: std::io::Error| PlotError::Io {
         path: path.display().to_string(),
         source: e,
     };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(io)?;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("plot");
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let mut f = fs::File::create(&tmp).map_err(io)?;
-    f.write_all(bytes).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    fs::rename(&tmp, path).map_err(io)
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).map_err(io)?;
+    }
+    modicl_data::export::write_atomic(path, bytes).map_err(io)
 }
 
 /// How a heatmap cell is filled.
@@ -391,34 +415,7 @@ pub fn heatmaps(
     if maps.iter().all(|m| m.cells.is_empty()) {
         return Err(PlotError::Empty(title.to_string()));
     }
-    let cols = cols.clamp(1, maps.len().max(1));
-    let rows = maps.len().div_ceil(cols);
-    let size = (620 * cols as u32, 480 * rows as u32 + 40);
-    render(
-        stem,
-        size,
-        &Heatmaps {
-            title,
-            maps,
-            grid: (rows, cols),
-        },
-    )
-}
-
-struct Heatmaps<'a> {
-    title: &'a str,
-    maps: &'a [Heatmap],
-    grid: (usize, usize),
-}
-
-impl Figure for Heatmaps<'_> {
-    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> DrawResult<DB> {
-        let root = root.titled(self.title, ("sans-serif", 24))?;
-        for (area, m) in root.split_evenly(self.grid).iter().zip(self.maps) {
-            draw_heatmap(area, m)?;
-        }
-        Ok(())
-    }
+    grid_of(stem, title, maps, cols, (620, 480))
 }
 
 fn draw_heatmap<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, m: &Heatmap) -> DrawResult<DB> {

@@ -36,6 +36,15 @@ pub trait SweepObserver: Sync {
     fn finished(&self, _run: &PlannedRun, _result: &RunResult) {}
 }
 
+/// Indices of the runs that are not DONE.
+pub fn pending(sd: &SweepDir, m: &Manifest) -> Vec<usize> {
+    m.runs
+        .iter()
+        .filter(|r| !RunDir::new(sd.run_dir(r)).is_done())
+        .map(|r| r.index)
+        .collect()
+}
+
 /// The lock file of a run.
 pub fn lock_path(sd: &SweepDir, run: &PlannedRun) -> PathBuf {
     sd.root.join("runs").join(format!(".{}.lock", run.name))
@@ -169,12 +178,7 @@ pub fn run_pool(
     obs: &dyn SweepObserver,
     stop: &AtomicBool,
 ) -> Result<Vec<(usize, RunResult)>, SweepError> {
-    let todo: Vec<usize> = m
-        .runs
-        .iter()
-        .filter(|r| !RunDir::new(sd.run_dir(r)).is_done())
-        .map(|r| r.index)
-        .collect();
+    let todo = pending(sd, m);
     let jobs = jobs.clamp(1, todo.len().max(1));
     let per_run = (threads / jobs).max(1);
     let next = AtomicUsize::new(0);

@@ -43,15 +43,6 @@ pub fn slurm_dir(sd: &SweepDir) -> PathBuf {
     sd.root.join("slurm")
 }
 
-/// Indices of the runs that are not DONE.
-pub fn pending(sd: &SweepDir, m: &Manifest) -> Vec<usize> {
-    m.runs
-        .iter()
-        .filter(|r| !modicl_trainer::RunDir::new(sd.run_dir(r)).is_done())
-        .map(|r| r.index)
-        .collect()
-}
-
 /// `0-3,5,7-9`: indices compressed into ranges.
 pub fn array_spec(indices: &[usize]) -> String {
     let mut parts = Vec::new();
@@ -137,7 +128,7 @@ pub fn write_script(
     m: &Manifest,
     opts: &SlurmOptions,
 ) -> Result<(PathBuf, Vec<usize>), SweepError> {
-    let indices = pending(sd, m);
+    let indices = crate::exec::pending(sd, m);
     let dir = slurm_dir(sd);
     let logs = dir.join("logs");
     std::fs::create_dir_all(&logs).map_err(|e| SweepError::io(&logs, e))?;

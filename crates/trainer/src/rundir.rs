@@ -18,7 +18,6 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use modicl_config::Config;
@@ -116,22 +115,13 @@ fn read_bytes(path: &Path) -> Result<Vec<u8>, TrainError> {
     fs::read(path).map_err(|e| TrainError::io(path, e))
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same folder, flushed, renamed.
+/// Writes `bytes` to `path` atomically (modicl-data's temporary-name-then-rename), creating
+/// its folder.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        TrainError::io(path, e)
-    })
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
+    }
+    modicl_data::export::write_atomic(path, bytes).map_err(|e| TrainError::io(path, e))
 }
 
 /// Small, human-readable state of a checkpoint (`state.json`).

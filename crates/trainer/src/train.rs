@@ -426,7 +426,11 @@ fn clean_temporaries(dir: &RunDir) {
         for e in entries.flatten() {
             let name = e.file_name();
             let name = name.to_string_lossy();
-            if name.starts_with(".tmp-") || name.starts_with(".old-") || name.contains(".tmp-") {
+            // Checkpoint folders (.tmp-*, .old-*) and files mid-write (.<name>.<pid>.tmp).
+            let temporary = name.starts_with(".tmp-")
+                || name.starts_with(".old-")
+                || (name.starts_with('.') && (name.ends_with(".tmp") || name.contains(".tmp-")));
+            if temporary {
                 let p = e.path();
                 let _ = if p.is_dir() {
                     fs::remove_dir_all(&p)
