@@ -11,9 +11,13 @@ Weights are initialised in float32 (seeded, so output is byte-stable); every der
 quantity (activations, logits, loss, gradients, 5 AdamW steps) is computed in float64
 from those float32 weights, then stored as float32. See tools/reference/README.md.
 
-Before writing, the script checks: gradients vs central finite differences (float64),
-strict load_state_dict of the saved parameter names, explicit vs SDPA attention, the
-torch AdamW trajectory vs a hand-written AdamW, and float32 vs float64 logits.
+The activations are stored under TransformerLens hook names, shapes and meanings
+(`act.<hook>`; q/k/v as (B, T, heads, d_head), q/k before rotary; see hook_names()).
+
+Before writing, the script checks: hook names, shapes and the relations between them,
+gradients vs central finite differences (float64), strict load_state_dict of the saved
+parameter names, explicit vs SDPA attention, the torch AdamW trajectory vs a hand-written
+AdamW, and the set of tensor names.
 """
 
 from __future__ import annotations
@@ -184,6 +188,7 @@ def build_variant(name: str, act: str, tied: bool, tokens: torch.Tensor):
           f"{model64.n_trainable()}; f32-vs-f64 logits max diff "
           f"{(logits32.double() - logits).abs().max().item():.1e}")
 
+    check_hooks(model64, cache, tokens)
     check_finite_differences(model64, tokens, grads)
     check_strict_load(cfg, params32, logits32, tokens)
     check_sdpa(model64, tokens, logits.detach())
@@ -276,13 +281,76 @@ def expected_names(tied: bool, hooks: list[str]) -> set[str]:
 
 
 def hook_names() -> list[str]:
-    hooks = []
+    """TransformerLens hook names, in forward order (stored with the prefix `act.`)."""
+    hooks = ["hook_embed"]
     for i in range(L):
         b = f"blocks.{i}"
-        hooks += [f"{b}.hook_resid_pre", f"{b}.attn.hook_q", f"{b}.attn.hook_k", f"{b}.attn.hook_v",
+        hooks += [f"{b}.hook_resid_pre", f"{b}.ln1.hook_scale", f"{b}.ln1.hook_normalized",
+                  f"{b}.attn.hook_q", f"{b}.attn.hook_k", f"{b}.attn.hook_v",
+                  f"{b}.attn.hook_rot_q", f"{b}.attn.hook_rot_k", f"{b}.attn.hook_attn_scores",
                   f"{b}.attn.hook_pattern", f"{b}.attn.hook_z", f"{b}.hook_attn_out",
-                  f"{b}.mlp.hook_pre", f"{b}.mlp.hook_post", f"{b}.hook_resid_post"]
-    return hooks + ["ln_final.hook_normalized", "logits"]
+                  f"{b}.hook_resid_mid", f"{b}.ln2.hook_scale", f"{b}.ln2.hook_normalized",
+                  f"{b}.mlp.hook_pre", f"{b}.mlp.hook_post", f"{b}.hook_mlp_out",
+                  f"{b}.hook_resid_post"]
+    return hooks + ["ln_final.hook_scale", "ln_final.hook_normalized", "logits"]
+
+
+def hook_shape(name: str) -> tuple[int, ...]:
+    """TransformerLens shape of each hook for the fixture configuration."""
+    T, dh = 3 * K - 1, D // H
+    last = name.rsplit(".", 1)[-1]
+    if last == "hook_scale":
+        return (B, T, 1)
+    if last in ("hook_q", "hook_k", "hook_v", "hook_rot_q", "hook_rot_k", "hook_z"):
+        return (B, T, H, dh)
+    if last in ("hook_attn_scores", "hook_pattern"):
+        return (B, H, T, T)
+    if name.startswith("blocks.") and ".mlp." in name:
+        return (B, T, 4 * D)
+    if name == "logits":
+        return (B, T, V)
+    return (B, T, D)
+
+
+def check_hooks(model64, cache, tokens):
+    """Names, shapes and the defining relations between the cached hooks (float64)."""
+    assert list(cache) == hook_names(), f"hook order/names differ: {list(cache)}"
+    for n, t in cache.items():
+        assert tuple(t.shape) == hook_shape(n), (n, tuple(t.shape), hook_shape(n))
+    T = tokens.shape[1] - 1
+    above = torch.ones(T, T, dtype=torch.bool).triu(1)
+    with torch.no_grad():
+        assert torch.equal(cache["hook_embed"], cache["blocks.0.hook_resid_pre"])
+
+        def ln_check(pre, x, ln):
+            xc = x - x.mean(-1, keepdim=True)
+            scale = cache[f"{pre}.hook_scale"]
+            assert torch.allclose(scale, (xc.pow(2).mean(-1, keepdim=True) + ln.eps).sqrt(), 0, 1e-14)
+            tl = xc / scale * ln.weight + ln.bias            # TransformerLens' formula
+            assert (tl - cache[f"{pre}.hook_normalized"]).abs().max() < 1e-12, pre
+
+        for i, blk in enumerate(model64.transformer.h):
+            b = f"blocks.{i}"
+            ln_check(f"{b}.ln1", cache[f"{b}.hook_resid_pre"], blk.ln_1)
+            ln_check(f"{b}.ln2", cache[f"{b}.hook_resid_mid"], blk.ln_2)
+            rope = blk.attn.rotary_emb
+            for c in ("q", "k"):
+                rot = rope(cache[f"{b}.attn.hook_{c}"].transpose(1, 2)).transpose(1, 2)
+                assert torch.equal(rot, cache[f"{b}.attn.hook_rot_{c}"]), (b, c)
+                assert not torch.equal(cache[f"{b}.attn.hook_{c}"], cache[f"{b}.attn.hook_rot_{c}"])
+            sc = cache[f"{b}.attn.hook_attn_scores"]
+            assert torch.isneginf(sc[..., above]).all() and torch.isfinite(sc[..., ~above]).all()
+            ref = torch.einsum("bqhd,bkhd->bhqk", cache[f"{b}.attn.hook_rot_q"],
+                               cache[f"{b}.attn.hook_rot_k"]) / math.sqrt(D // H)
+            assert (ref[..., ~above] - sc[..., ~above]).abs().max() < 1e-12
+            pat = cache[f"{b}.attn.hook_pattern"]
+            assert torch.equal(pat, sc.softmax(-1)) and (pat[..., above] == 0).all()
+            assert torch.equal(cache[f"{b}.hook_resid_mid"],
+                               cache[f"{b}.hook_resid_pre"] + cache[f"{b}.hook_attn_out"])
+            assert torch.equal(cache[f"{b}.hook_resid_post"],
+                               cache[f"{b}.hook_resid_mid"] + cache[f"{b}.hook_mlp_out"])
+        ln_check("ln_final", cache[f"blocks.{L - 1}.hook_resid_post"], model64.transformer.ln_f)
+    print(f"  {len(cache)} hooks: names, shapes and relations ok")
 
 
 def main():

@@ -1,6 +1,6 @@
 """PyTorch reference twin of the "Learning to grok" (arXiv 2406.02550) model.
 
-Written from the specification in shared/reference/official-code.md (sections 2 and 3).
+Written from a description of the official model and loss (ablghtianyi/ICL_Modular_Arithmetic).
 It exists only to produce test fixtures and a speed baseline for the Rust engine;
 nothing in the Rust build depends on it.
 
@@ -14,7 +14,8 @@ Architecture (pre-LN decoder-only transformer, no biases outside LayerNorm):
 
 Parameter names match the official state_dict keys exactly
 (`transformer.wte.weight`, `transformer.h.{i}.attn.to_qkv.weight`, ...), and the
-intermediate activations can be returned under TransformerLens-style hook names.
+intermediate activations can be returned under TransformerLens hook names, with
+TransformerLens shapes and meanings (see `forward` and tools/reference/README.md).
 """
 
 from __future__ import annotations
@@ -92,6 +93,19 @@ class Rotary(nn.Module):
 # Blocks
 # --------------------------------------------------------------------------------------
 
+def layer_norm(ln: nn.LayerNorm, x: torch.Tensor, cache: dict | None, prefix: str) -> torch.Tensor:
+    """Apply `ln` and, when caching, record TransformerLens' LayerNorm hooks:
+    `{prefix}.hook_scale` (B, T, 1) = sqrt(biased var over d + eps) and
+    `{prefix}.hook_normalized` (B, T, d) = the output after weight and bias.
+    The output is exactly `ln(x)`; the scale is computed on the side and changes nothing."""
+    y = ln(x)
+    if cache is not None:
+        var = (x - x.mean(-1, keepdim=True)).pow(2).mean(-1, keepdim=True)
+        cache[f"{prefix}.hook_scale"] = (var + ln.eps).sqrt()
+        cache[f"{prefix}.hook_normalized"] = y
+    return y
+
+
 class Attention(nn.Module):
     def __init__(self, cfg: Config):
         super().__init__()
@@ -105,28 +119,31 @@ class Attention(nn.Module):
         B, T, d = x.shape
         h, dh = self.cfg.n_heads, self.cfg.d_head
         q, k, v = self.to_qkv(x).split(d, dim=-1)           # contiguous d-blocks, order q k v
+        q, k, v = (t.view(B, T, h, dh) for t in (q, k, v))   # (B,T,h,dh), TransformerLens layout
+        if cache is not None:
+            cache[f"{prefix}.attn.hook_q"] = q                # before rotary
+            cache[f"{prefix}.attn.hook_k"] = k
+            cache[f"{prefix}.attn.hook_v"] = v
 
-        def heads(t):                                        # (B,T,d) -> (B,h,T,dh)
-            return t.view(B, T, h, dh).transpose(1, 2)
-
-        q, k, v = heads(q), heads(k), heads(v)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)   # (B,h,T,dh)
         q = self.rotary_emb(q)
         k = self.rotary_emb(k)
+        if cache is not None:
+            cache[f"{prefix}.attn.hook_rot_q"] = q.transpose(1, 2)          # (B,T,h,dh)
+            cache[f"{prefix}.attn.hook_rot_k"] = k.transpose(1, 2)
         scale = 1.0 / math.sqrt(dh)
 
         if self.cfg.attn_impl == "sdpa":
             assert cache is None, "use attn_impl='explicit' to record intermediates"
             z = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)
         else:
-            scores = (q @ k.transpose(-2, -1)) * scale                      # (B,h,T,T)
+            scores = (q @ k.transpose(-2, -1)) * scale                      # (B,h,Tq,Tk)
             causal = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
             scores = scores.masked_fill(causal, float("-inf"))
             pattern = scores.softmax(dim=-1)                                # zeros above diag
             z = pattern @ v                                                 # (B,h,T,dh)
             if cache is not None:
-                cache[f"{prefix}.attn.hook_q"] = q
-                cache[f"{prefix}.attn.hook_k"] = k
-                cache[f"{prefix}.attn.hook_v"] = v
+                cache[f"{prefix}.attn.hook_attn_scores"] = scores           # -inf above diag
                 cache[f"{prefix}.attn.hook_pattern"] = pattern
 
         z = z.transpose(1, 2)                                # (B,T,h,dh)
@@ -168,12 +185,15 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor, cache: dict | None, prefix: str) -> torch.Tensor:
         if cache is not None:
             cache[f"{prefix}.hook_resid_pre"] = x
-        a = self.attn(self.ln_1(x), cache, prefix)
+        a = self.attn(layer_norm(self.ln_1, x, cache, f"{prefix}.ln1"), cache, prefix)
+        x = x + a
         if cache is not None:
             cache[f"{prefix}.hook_attn_out"] = a
-        x = x + a
-        x = x + self.mlp(self.ln_2(x), cache, prefix)
+            cache[f"{prefix}.hook_resid_mid"] = x
+        m = self.mlp(layer_norm(self.ln_2, x, cache, f"{prefix}.ln2"), cache, prefix)
+        x = x + m
         if cache is not None:
+            cache[f"{prefix}.hook_mlp_out"] = m
             cache[f"{prefix}.hook_resid_post"] = x
         return x
 
@@ -215,15 +235,30 @@ class RoPETransformer(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, idx: torch.Tensor, return_cache: bool = False):
-        """idx: (B, T) int64. Returns logits (B, T, V), or (logits, cache) if return_cache."""
+        """idx: (B, T) int64. Returns logits (B, T, V), or (logits, cache) if return_cache.
+
+        The cache holds TransformerLens hooks (l = block index):
+          hook_embed (B,T,d); blocks.{l}.hook_resid_pre (B,T,d);
+          blocks.{l}.ln1.hook_scale (B,T,1), .ln1.hook_normalized (B,T,d);
+          blocks.{l}.attn.hook_q / hook_k / hook_v (B,T,h,dh), q and k before rotary;
+          blocks.{l}.attn.hook_rot_q / hook_rot_k (B,T,h,dh), after rotary;
+          blocks.{l}.attn.hook_attn_scores (B,h,Tq,Tk), rot_q.rot_k^T/sqrt(dh), -inf above diag;
+          blocks.{l}.attn.hook_pattern (B,h,Tq,Tk); blocks.{l}.attn.hook_z (B,T,h,dh);
+          blocks.{l}.hook_attn_out, hook_resid_mid (B,T,d);
+          blocks.{l}.ln2.hook_scale (B,T,1), .ln2.hook_normalized (B,T,d);
+          blocks.{l}.mlp.hook_pre / hook_post (B,T,d_mlp); blocks.{l}.hook_mlp_out,
+          hook_resid_post (B,T,d); ln_final.hook_scale (B,T,1), ln_final.hook_normalized (B,T,d);
+          logits (B,T,V).
+        Requires attn_impl='explicit'."""
         cache = {} if return_cache else None
         x = self.transformer.wte(idx)
+        if cache is not None:
+            cache["hook_embed"] = x                      # no positional embedding (RoPE only)
         for i, block in enumerate(self.transformer.h):
             x = block(x, cache, f"blocks.{i}")
-        x = self.transformer.ln_f(x)
+        x = layer_norm(self.transformer.ln_f, x, cache, "ln_final")
         logits = self.lm_head(x)
         if cache is not None:
-            cache["ln_final.hook_normalized"] = x
             cache["logits"] = logits
             return logits, cache
         return logits

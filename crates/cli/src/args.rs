@@ -2,8 +2,9 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use modicl_config::{Config, ConfigError};
+use modicl_trainer::{Checkpoint, Metric};
 
 #[derive(Parser)]
 #[command(
@@ -66,7 +67,7 @@ pub struct EvalArgs {
     pub path: PathBuf,
     /// Which checkpoint of a run directory: 'last' (the newest complete one), 'best_ood', or
     /// a step number.
-    #[arg(long, default_value = "last", value_name = "WHICH")]
+    #[arg(long, default_value_t = Checkpoint::Last.to_string(), value_name = "WHICH")]
     pub checkpoint: String,
     /// Sequences per task in each set (default: the run's eval.seqs_per_task).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65536))]
@@ -116,8 +117,32 @@ pub struct LabelArgs {
     #[arg(long, default_value_t = 0.8, value_name = "ACC")]
     pub pass: f64,
     /// Which accuracy the labels use: 'last' (the last shot, the paper's headline) or 'all'.
-    #[arg(long, default_value = "last", value_parser = ["last", "all"])]
-    pub metric: String,
+    #[arg(long, value_enum, default_value_t = Shots::Last)]
+    pub metric: Shots,
+}
+
+/// The shots whose accuracy phase labels use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Shots {
+    Last,
+    All,
+}
+
+impl Shots {
+    /// `last` or `all`, as given on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Shots::Last => "last",
+            Shots::All => "all",
+        }
+    }
+    /// The metric: last-shot or all-shot accuracy.
+    pub fn metric(self) -> Metric {
+        match self {
+            Shots::Last => Metric::AccLast,
+            Shots::All => Metric::Acc,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -287,7 +312,8 @@ pub struct ConfigCmdArgs {
 pub enum ConfigCommand {
     /// Print the resolved configuration as TOML (loadable with --config).
     Show(ConfigArgs),
-    /// List every configuration key with its default, allowed values and meaning.
+    /// List every configuration key with its value without --preset (the cpu preset's),
+    /// allowed values and meaning.
     Keys,
     /// List the presets.
     Presets,
@@ -314,13 +340,19 @@ pub struct ConfigArgs {
 }
 
 impl ConfigArgs {
-    /// The validated configuration these flags describe.
+    /// The validated configuration these flags describe. Prints a warning on stderr for each
+    /// key the user set that has no effect.
     pub fn resolve(&self) -> Result<Config, ConfigError> {
         let mut sets = self.set.clone();
         if let Some(t) = &self.tasks {
             sets.push(format!("task.source={t}"));
         }
-        Config::resolve(self.preset.as_deref(), self.config.as_deref(), &sets)
+        let r =
+            Config::resolve_with_warnings(self.preset.as_deref(), self.config.as_deref(), &sets)?;
+        for w in &r.warnings {
+            eprintln!("warning: {w}");
+        }
+        Ok(r.config)
     }
 }
 

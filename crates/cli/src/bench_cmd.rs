@@ -1,7 +1,7 @@
 //! `modicl bench`.
 
+use crate::bench::{self, BenchSpec};
 use anyhow::Context;
-use modicl_engine::bench::{self, BenchSpec};
 use serde_json::json;
 
 use crate::args::BenchArgs;

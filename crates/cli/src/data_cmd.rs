@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use anyhow::Context;
-use modicl_config::{Config, Value, FIELDS};
+use modicl_config::{Config, DEFAULT_PRESET, FIELDS};
 use modicl_data::export::{export as export_data, ExportOptions};
 use modicl_data::{Dataset, EvalSet, TaskSource, Vectors};
 use serde_json::json;
@@ -32,16 +32,6 @@ fn fmt_list(v: &Vectors, n: usize) -> String {
     s.join(" ")
 }
 
-fn to_json(v: &Value) -> serde_json::Value {
-    match v {
-        Value::String(s) => json!(s),
-        Value::Integer(i) => json!(i),
-        Value::Float(f) => json!(f),
-        Value::Boolean(b) => json!(b),
-        other => json!(other.to_string()),
-    }
-}
-
 fn vectors_json(v: &Vectors) -> serde_json::Value {
     json!(v.iter().collect::<Vec<_>>())
 }
@@ -56,10 +46,10 @@ pub fn show(a: &ShowArgs) -> anyhow::Result<()> {
     let rows: Vec<usize> = (0..ds.n_id()).take(a.sequences).map(|t| t * spt).collect();
     let t = &cfg.task;
     if a.json {
-        let config: serde_json::Map<String, serde_json::Value> = FIELDS
+        let config = FIELDS
             .iter()
-            .map(|f| (f.key.to_string(), to_json(&f.get(&cfg))))
-            .collect();
+            .map(|f| Ok((f.key.to_string(), serde_json::to_value(f.get(&cfg))?)))
+            .collect::<serde_json::Result<serde_json::Map<_, _>>>()?;
         let out = json!({
             "config": config,
             "p": t.p,
@@ -239,9 +229,13 @@ pub fn export(a: &ExportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn print_keys() {
-    let d = Config::default();
-    let mut s = String::new();
+/// Every key with the value a run without `--preset` gets (the default preset's), its help
+/// and what is allowed.
+pub fn print_keys() -> anyhow::Result<()> {
+    let d = Config::resolve(None, None, &[])?;
+    let mut s = format!(
+        "# every key, with the value a run without --preset gets (the default preset, {DEFAULT_PRESET})\n"
+    );
     for f in FIELDS {
         let _ = writeln!(
             s,
@@ -249,8 +243,9 @@ pub fn print_keys() {
             f.key,
             f.get(&d),
             f.help,
-            f.allowed
+            f.allowed()
         );
     }
     print!("{s}");
+    Ok(())
 }

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use modicl_trainer::{metrics, rundir, Evaluator, RunDir};
+use modicl_trainer::{metrics, rundir, Checkpoint, Evaluator, Metric, RunDir, UnknownName};
 use serde_json::json;
 
 use crate::args::{EvalArgs, PlotCommand};
@@ -13,39 +13,11 @@ use crate::train_cmd;
 /// The run directory and checkpoint directory `path` and `which` designate.
 fn locate(path: &Path, which: &str) -> anyhow::Result<(RunDir, PathBuf)> {
     if path.join("config.toml").is_file() {
+        let which: Checkpoint = which
+            .parse()
+            .map_err(|e: UnknownName| e.for_key("--checkpoint"))?;
         let run = RunDir::new(path);
-        let ck = match which {
-            "last" => {
-                let steps = run.complete_checkpoints()?;
-                let Some(s) = steps.last() else {
-                    return Err(modicl_trainer::TrainError::NotARun(format!(
-                        "{} has no complete checkpoint yet",
-                        path.display()
-                    ))
-                    .into());
-                };
-                run.step_dir(*s)
-            }
-            "best_ood" => run.best_ood(),
-            s => match s.parse::<u64>() {
-                Ok(step) => run.step_dir(step),
-                Err(_) => {
-                    return Err(modicl_config::ConfigError::invalid(
-                        "--checkpoint",
-                        format!("'{s}'"),
-                        "'last', 'best_ood' or a step number",
-                    )
-                    .into())
-                }
-            },
-        };
-        if !ck.join("DONE").is_file() {
-            return Err(modicl_trainer::TrainError::NotARun(format!(
-                "{} is not a complete checkpoint (no DONE marker)",
-                ck.display()
-            ))
-            .into());
-        }
+        let ck = run.checkpoint(which)?;
         return Ok((run, ck));
     }
     // A checkpoint directory: <run>/checkpoints/<name>.
@@ -97,14 +69,16 @@ pub fn eval(a: &EvalArgs) -> anyhow::Result<()> {
         "checkpoint": ck.display().to_string(),
         "step": state.step,
         "seqs_per_task": per_task,
-        "sets": sets.iter().map(|m| json!({
-            "set": m.set,
-            "loss": m.loss,
-            "acc": m.acc(),
-            "acc_last": m.acc_last(),
-            "acc_per_shot": (0..m.shot_count.len()).map(|i| m.acc_shot(i)).collect::<Vec<_>>(),
-            "count_per_shot": m.shot_count,
-        })).collect::<Vec<_>>(),
+        "sets": sets.iter().map(|m| {
+            let mut o = serde_json::Map::new();
+            o.insert("set".into(), json!(m.set.as_str()));
+            for metric in Metric::ALL {
+                o.insert(metric.to_string(), json!(m.get(metric)));
+            }
+            o.insert("acc_per_shot".into(), json!((0..m.shot_count.len()).map(|i| m.acc_shot(i)).collect::<Vec<_>>()));
+            o.insert("count_per_shot".into(), json!(m.shot_count));
+            o
+        }).collect::<Vec<_>>(),
     });
     let text = serde_json::to_string_pretty(&doc)? + "\n";
     rundir::write_atomic(&out.join("eval.json"), text.as_bytes())?;

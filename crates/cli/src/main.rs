@@ -1,6 +1,10 @@
 //! The `modicl` command line.
 
+// The doc comments of the arguments are clap's --help text, written for a terminal: `<run>`
+// and `[task]` there are literal text, not HTML or links.
+#[allow(rustdoc::invalid_html_tags, rustdoc::broken_intra_doc_links)]
 mod args;
+mod bench;
 mod bench_cmd;
 mod data_cmd;
 mod eval_cmd;
@@ -40,10 +44,7 @@ fn run(cli: args::Cli) -> anyhow::Result<()> {
                 print!("{}", a.resolve()?.to_toml());
                 Ok(())
             }
-            args::ConfigCommand::Keys => {
-                data_cmd::print_keys();
-                Ok(())
-            }
+            args::ConfigCommand::Keys => data_cmd::print_keys(),
             args::ConfigCommand::Presets => {
                 for p in modicl_config::PRESETS {
                     println!("{:<10} {}", p.name, p.about);

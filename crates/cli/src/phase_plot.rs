@@ -6,6 +6,7 @@ use modicl_plots::{heatmaps, Cell, Fill, Heatmap};
 use modicl_sweeps::collect::{self, Row};
 use modicl_sweeps::phase::Phase;
 use modicl_sweeps::SweepDir;
+use modicl_trainer::{Checkpoint, SetName};
 
 use crate::args::PhaseArgs;
 
@@ -31,8 +32,8 @@ fn facet_keys(axes: &[(String, Vec<String>)]) -> Vec<String> {
 pub fn phase(a: &PhaseArgs) -> anyhow::Result<()> {
     let sd = SweepDir::new(&a.sweep);
     let m = sd.read()?;
-    let last_shot = a.label.metric == "last";
-    let rows = collect::collect(&sd, &m, a.label.pass, last_shot);
+    let metric = a.label.metric.metric();
+    let rows = collect::collect(&sd, &m, a.label.pass, metric);
     let facets = facet_keys(&m.axes);
     let mut groups: BTreeMap<String, Vec<&Row>> = BTreeMap::new();
     for r in &rows {
@@ -62,7 +63,7 @@ pub fn phase(a: &PhaseArgs) -> anyhow::Result<()> {
         }
         groups.entry(suffix).or_default().push(r);
     }
-    let which = if last_shot { "last-shot" } else { "all-shot" };
+    let which = format!("{}-shot", a.label.metric.as_str());
     for (suffix, rows) in groups {
         let mut xs: Vec<usize> = rows.iter().map(|r| r.n_id).collect();
         xs.sort_unstable();
@@ -92,18 +93,14 @@ pub fn phase(a: &PhaseArgs) -> anyhow::Result<()> {
             y_ticks: ys.iter().map(|y| format!("{y}")).collect(),
             ..Heatmap::default()
         };
-        let acc_of = |r: &Row, early: bool, set: &str| {
-            let s = if early { &r.best_ood } else { &r.last };
-            s.as_ref()
-                .and_then(|s| s.sets.get(set))
-                .map(|m| if last_shot { m.acc_last } else { m.acc })
+        let acc_of = |r: &Row, c: Checkpoint, set: SetName| {
+            r.at(c).0.and_then(|s| s.set(set)).map(|m| m.get(metric))
         };
-        let phase_map = |early: bool| {
+        let phase_map = |c: Checkpoint| {
             let mut h = base.clone();
-            h.title = if early {
-                "early-stopped (best o.o.d. test)".into()
-            } else {
-                "final".into()
+            h.title = match c {
+                Checkpoint::BestOod => "early-stopped (best o.o.d. test)".into(),
+                _ => "final".into(),
             };
             h.legend = Phase::ALL
                 .iter()
@@ -111,15 +108,10 @@ pub fn phase(a: &PhaseArgs) -> anyhow::Result<()> {
                 .collect();
             for r in &rows {
                 let (x, y) = at(r);
-                let phase = if early {
-                    r.phase_best_ood
-                } else {
-                    r.phase_last
-                };
-                let (fill, text) = match phase {
+                let (fill, text) = match r.at(c).1 {
                     Some(p) => (
                         Fill::Category(phase_color(p)),
-                        acc_of(r, early, "ood_test").map_or(String::new(), |v| format!("{v:.2}")),
+                        acc_of(r, c, SetName::OodTest).map_or(String::new(), |v| format!("{v:.2}")),
                     ),
                     None => (Fill::Empty, r.state.name().to_string()),
                 };
@@ -140,18 +132,18 @@ pub fn phase(a: &PhaseArgs) -> anyhow::Result<()> {
         let mut written = heatmaps(
             &plots.join(format!("phase{suffix}")),
             &title,
-            &[phase_map(false), phase_map(true)],
+            &[phase_map(Checkpoint::Last), phase_map(Checkpoint::BestOod)],
             2,
         )?;
-        for early in [false, true] {
-            let maps: Vec<Heatmap> = ["id_train", "id_test", "ood_train", "ood_test"]
+        for c in [Checkpoint::Last, Checkpoint::BestOod] {
+            let maps: Vec<Heatmap> = SetName::EVAL
                 .iter()
-                .map(|set| {
+                .map(|&set| {
                     let mut h = base.clone();
                     h.title = format!("{set} {which} accuracy (0 dark, 1 yellow)");
                     for r in &rows {
                         let (x, y) = at(r);
-                        let (fill, text) = match acc_of(r, early, set) {
+                        let (fill, text) = match acc_of(r, c, set) {
                             Some(v) => (Fill::Value(v), format!("{v:.2}")),
                             None => (Fill::Empty, r.state.name().to_string()),
                         };
@@ -160,15 +152,11 @@ pub fn phase(a: &PhaseArgs) -> anyhow::Result<()> {
                     h
                 })
                 .collect();
-            let tag = if early {
-                "accuracy_best_ood"
-            } else {
-                "accuracy"
+            let (tag, when) = match c {
+                Checkpoint::Last => ("accuracy".to_string(), "final"),
+                c => (format!("accuracy_{c}"), "early-stopped"),
             };
-            let title = format!(
-                "{name}{suffix}: {} accuracies",
-                if early { "early-stopped" } else { "final" }
-            );
+            let title = format!("{name}{suffix}: {when} accuracies");
             written.extend(heatmaps(
                 &plots.join(format!("{tag}{suffix}")),
                 &title,

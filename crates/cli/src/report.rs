@@ -4,37 +4,34 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use modicl_plots::{line_charts, Corner, Panel, Series};
-use modicl_trainer::{Record, SetMetrics};
+use modicl_trainer::{Metric, Record, SetMetrics, SetName};
 
-/// The sets in display order, with their palette colours.
-const SETS: [(&str, usize); 5] = [
-    ("train_batch", 7),
-    ("id_train", 0),
-    ("id_test", 1),
-    ("ood_train", 2),
-    ("ood_test", 3),
-];
-
-fn color(set: &str) -> usize {
-    SETS.iter().find(|s| s.0 == set).map_or(4, |s| s.1)
+/// The palette colour of a set's lines.
+fn color(set: SetName) -> usize {
+    match set {
+        SetName::TrainBatch => 7,
+        SetName::IdTrain => 0,
+        SetName::IdTest => 1,
+        SetName::OodTrain => 2,
+        SetName::OodTest => 3,
+    }
 }
 
 /// A table of loss and accuracies, one row per set.
 pub fn table(sets: &[SetMetrics]) -> String {
-    let mut out = format!(
-        "{:<12} {:>8} {:>9} {:>10} {:>10}\n",
-        "set", "loss", "acc", "acc_last", "samples"
-    );
+    // Column widths of the metrics, in the order of Metric::ALL.
+    const WIDTHS: [usize; 3] = [8, 9, 10];
+    let mut out = format!("{:<12}", "set");
+    for (m, w) in Metric::ALL.iter().zip(WIDTHS) {
+        let _ = write!(out, " {m:>w$}");
+    }
+    let _ = writeln!(out, " {:>10}", "samples");
     for m in sets {
-        let _ = writeln!(
-            out,
-            "{:<12} {:>8.4} {:>9.4} {:>10.4} {:>10}",
-            m.set,
-            m.loss,
-            m.acc(),
-            m.acc_last(),
-            m.count
-        );
+        let _ = write!(out, "{:<12}", m.set);
+        for (&metric, w) in Metric::ALL.iter().zip(WIDTHS) {
+            let _ = write!(out, " {:>w$.4}", m.get(metric));
+        }
+        let _ = writeln!(out, " {:>10}", m.count);
     }
     out
 }
@@ -47,28 +44,29 @@ pub fn curves(
     stem: &Path,
     title: &str,
 ) -> anyhow::Result<Vec<PathBuf>> {
-    let series = |value: &dyn Fn(&SetMetrics) -> f64| -> Vec<Series> {
-        SETS.iter()
-            .map(|&(name, c)| Series {
+    let series = |metric: Metric| -> Vec<Series> {
+        SetName::ALL
+            .into_iter()
+            .map(|name| Series {
                 label: name.to_string(),
-                color: c,
-                dashed: name == "train_batch",
+                color: color(name),
+                dashed: name == SetName::TrainBatch,
                 points: records
                     .iter()
-                    .filter_map(|r| r.set(name).map(|m| (r.step as f64, value(m))))
+                    .filter_map(|r| r.set(name).map(|m| (r.step as f64, m.get(metric))))
                     .collect(),
             })
             .filter(|s| !s.points.is_empty())
             .collect()
     };
     let marker = best.map(|s| (s as f64, format!("best o.o.d. test (step {s})")));
-    let panel = |title: &str, y: &str, range, value: &dyn Fn(&SetMetrics) -> f64| Panel {
+    let panel = |metric: Metric, title: &str, y: &str, range| Panel {
         title: title.to_string(),
         x_label: "step".into(),
         y_label: y.to_string(),
         log_x: true,
         y_range: range,
-        series: series(value),
+        series: series(metric),
         marker: marker.clone(),
         // Loss falls and accuracy rises from the left: keep the legend where lines are not.
         legend: if range.is_none() {
@@ -78,13 +76,19 @@ pub fn curves(
         },
     };
     let panels = [
-        panel("loss", "cross-entropy", None, &|m| m.loss),
-        panel("accuracy, all shots", "accuracy", Some((0.0, 1.0)), &|m| {
-            m.acc()
-        }),
-        panel("accuracy, last shot", "accuracy", Some((0.0, 1.0)), &|m| {
-            m.acc_last()
-        }),
+        panel(Metric::Loss, "loss", "cross-entropy", None),
+        panel(
+            Metric::Acc,
+            "accuracy, all shots",
+            "accuracy",
+            Some((0.0, 1.0)),
+        ),
+        panel(
+            Metric::AccLast,
+            "accuracy, last shot",
+            "accuracy",
+            Some((0.0, 1.0)),
+        ),
     ];
     Ok(line_charts(stem, title, &panels, 3)?)
 }
@@ -102,9 +106,9 @@ pub fn shots(
         .ok_or_else(|| anyhow::anyhow!("the run has no evaluations yet"))?;
     // The four evaluation sets (not the training batch), in display order.
     let four = |r: &Record| -> Vec<SetMetrics> {
-        SETS[1..]
+        SetName::EVAL
             .iter()
-            .filter_map(|&(name, _)| r.set(name).cloned())
+            .filter_map(|&name| r.set(name).cloned())
             .collect()
     };
     let mut series = shot_series(&four(last), &format!(", step {}", last.step), false);
@@ -136,7 +140,7 @@ pub fn shot_series(sets: &[SetMetrics], suffix: &str, dashed: bool) -> Vec<Serie
     sets.iter()
         .map(|m| Series {
             label: format!("{}{suffix}", m.set),
-            color: color(&m.set),
+            color: color(m.set),
             dashed,
             points: (0..m.shot_count.len())
                 .map(|i| (i as f64, m.acc_shot(i)))

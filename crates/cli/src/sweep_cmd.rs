@@ -12,6 +12,7 @@ use modicl_sweeps::exec::{self, RunResult, SweepObserver};
 use modicl_sweeps::preset::{SweepPreset, SWEEP_PRESETS};
 use modicl_sweeps::slurm::{self, SlurmOptions};
 use modicl_sweeps::{plan, Axis, PlannedRun, SweepDir};
+use modicl_trainer::SetName;
 use serde_json::json;
 
 use crate::args::{
@@ -362,11 +363,12 @@ fn status(a: &StatusArgs) -> anyhow::Result<()> {
 fn collect_cmd(a: &CollectArgs) -> anyhow::Result<()> {
     let sd = SweepDir::new(&a.dir);
     let m = sd.read()?;
-    let rows = collect::collect(&sd, &m, a.label.pass, a.label.metric == "last");
+    let metric = a.label.metric.metric();
+    let rows = collect::collect(&sd, &m, a.label.pass, metric);
     let csv = collect::to_csv(&m, &rows);
     let json_text = serde_json::to_string_pretty(&json!({
         "pass": a.label.pass,
-        "metric": a.label.metric,
+        "metric": a.label.metric.as_str(),
         "runs": rows,
     }))? + "\n";
     modicl_trainer::rundir::write_atomic(&a.dir.join("results.csv"), csv.as_bytes())?;
@@ -390,20 +392,11 @@ fn collect_cmd(a: &CollectArgs) -> anyhow::Result<()> {
         "phase@es"
     );
     for r in &rows {
-        let acc = |set: &str| {
+        let acc = |set: SetName| {
             r.last
                 .as_ref()
-                .and_then(|s| s.sets.get(set))
-                .map_or("-".to_string(), |m| {
-                    format!(
-                        "{:.3}",
-                        if a.label.metric == "last" {
-                            m.acc_last
-                        } else {
-                            m.acc
-                        }
-                    )
-                })
+                .and_then(|s| s.set(set))
+                .map_or("-".to_string(), |m| format!("{:.3}", m.get(metric)))
         };
         println!(
             "{:>5}  {:<28} {:>5} {:>5} {:<11} {:>8} {:>8} {:>8} {:>8}  {:<8} {:<8}",
@@ -412,10 +405,10 @@ fn collect_cmd(a: &CollectArgs) -> anyhow::Result<()> {
             r.n_id,
             r.alpha,
             r.state.name(),
-            acc("id_train"),
-            acc("id_test"),
-            acc("ood_train"),
-            acc("ood_test"),
+            acc(SetName::IdTrain),
+            acc(SetName::IdTest),
+            acc(SetName::OodTrain),
+            acc(SetName::OodTest),
             r.phase_last.map_or("-", |p| p.as_str()),
             r.phase_best_ood.map_or("-", |p| p.as_str())
         );
@@ -425,7 +418,7 @@ fn collect_cmd(a: &CollectArgs) -> anyhow::Result<()> {
         a.dir.join("results.csv").display(),
         a.dir.join("results.json").display(),
         a.label.pass,
-        a.label.metric
+        a.label.metric.as_str()
     );
     Ok(())
 }

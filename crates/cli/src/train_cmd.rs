@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use modicl_trainer::{Observer, Outcome, Record, RunDir, Trainer};
+use modicl_trainer::{Observer, Outcome, Record, RunDir, SetName, Trainer};
 
 use crate::args::TrainArgs;
 use crate::report;
@@ -197,19 +197,19 @@ impl Observer for Progress {
     }
 
     fn eval(&mut self, r: &Record) {
-        let acc = |set: &str| r.set(set).map_or(f64::NAN, |m| m.acc_last());
+        let acc = |set: SetName| r.set(set).map_or(f64::NAN, |m| m.acc_last());
         self.last_eval = format!(
             " | last-shot id {:.3}/{:.3} ood {:.3}/{:.3}",
-            acc("id_train"),
-            acc("id_test"),
-            acc("ood_train"),
-            acc("ood_test")
+            acc(SetName::IdTrain),
+            acc(SetName::IdTest),
+            acc(SetName::OodTrain),
+            acc(SetName::OodTest)
         );
         if self.plain {
             let secs = self.started.elapsed().as_secs_f64();
             let rate = (r.step - self.first_step) as f64 / secs.max(1e-9);
             let eta = (self.total - r.step) as f64 / rate.max(1e-9);
-            let train = r.set("train_batch");
+            let train = r.set(SetName::TrainBatch);
             println!(
                 "step {}/{} lr {:.2e} loss {:.4} acc {:.3}{} | {:.2} steps/s, eta {:.0} s",
                 r.step,

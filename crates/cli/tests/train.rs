@@ -255,24 +255,7 @@ fn train_eval_and_plot_write_what_they_say() {
     );
 
     for which in ["last", "best_ood", "120"] {
-        let o = run(
-            tmp.path(),
-            &[
-                "eval",
-                "r",
-                "--checkpoint",
-                which,
-                "--json",
-                "--threads",
-                "1",
-            ],
-        );
-        assert!(
-            o.status.success(),
-            "{which}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let v = common::eval_json(tmp.path(), "r", which, "1");
         let sets = v["sets"].as_array().unwrap();
         assert_eq!(sets.len(), 4);
         for s in sets {

@@ -1,14 +1,17 @@
 //! modicl's run configuration.
 //!
 //! This crate is the one place where raw input (a TOML file, `--set section.key=value`
-//! overrides) becomes a typed [`Config`]. Every key is declared once in [`FIELDS`] with its
-//! help text, its allowed range, a getter and a validating setter, so that parsing, error
-//! messages, `modicl config keys` and the resolved `config.toml` all come from one table.
+//! overrides) becomes a typed [`Config`]. Every key is declared once, in the table at the top
+//! of this file, with its default, its [`Kind`] (type and allowed range) and its help text.
+//! Reading and checking a value, the `allowed` text of errors, `modicl config keys`, the
+//! resolved `config.toml` ([`Config::to_toml`]) and [`Config::default`] all come from there.
 //!
-//! Range checks that need only one value happen here. Checks that need the generated data
-//! (a batch that must divide by the number of tasks, say) happen where the data is built.
+//! Range checks that need only one value happen when a key is set; the checks that involve
+//! several keys happen in [`Config::check`]. Checks that need the generated data (a batch
+//! that must divide by the number of tasks, say) happen where the data is built.
 
 mod error;
+mod kind;
 mod preset;
 mod run;
 mod task;
@@ -17,12 +20,18 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 pub use error::ConfigError;
+pub use kind::Kind;
 pub use preset::{Preset, DEFAULT_PRESET, PRESETS};
 pub use run::{Act, CheckpointSteps, ModelSection, OptimSection, TrainSection};
 pub use task::{BatchLayout, EvalConfig, OodCap, TaskConfig, TaskSource};
 pub use toml::Value;
 
+use kind::{closed, closed_open, int, open, open_closed, Setting};
+
 /// A whole run's configuration, one field per section.
+///
+/// [`Config::default`] holds the paper's depth-4 run (the defaults declared with the keys);
+/// a run without `--preset` starts from the [`DEFAULT_PRESET`] instead.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Config {
     pub task: TaskConfig,
@@ -38,10 +47,10 @@ pub struct Field {
     pub key: &'static str,
     /// One line of help.
     pub help: &'static str,
-    /// What values are allowed, as shown in errors.
-    pub allowed: &'static str,
+    /// The values it takes.
+    pub kind: Kind,
     get: fn(&Config) -> Value,
-    set: fn(&mut Config, &'static str, &Value) -> Result<(), ConfigError>,
+    set: fn(&mut Config, &Field, &Value) -> Result<(), ConfigError>,
 }
 
 impl Field {
@@ -49,360 +58,147 @@ impl Field {
     pub fn get(&self, cfg: &Config) -> Value {
         (self.get)(cfg)
     }
-    /// Sets this key, checking type and range.
+    /// Sets this key, checking type and range; on error `cfg` is unchanged.
     pub fn set(&self, cfg: &mut Config, v: &Value) -> Result<(), ConfigError> {
-        (self.set)(cfg, self.key, v)
+        (self.set)(cfg, self, v)
+    }
+    /// What values are allowed, as shown in errors.
+    pub fn allowed(&self) -> String {
+        self.kind.allowed()
+    }
+    /// The error for `v` as a value of this key.
+    fn invalid(&self, v: &Value) -> ConfigError {
+        ConfigError::invalid(self.key, v, self.allowed())
     }
 }
 
-/// Every configuration key, in the order they are printed.
-pub static FIELDS: &[Field] = &[
-    Field {
-        key: "task.p",
-        help: "modulus p of z = W·X mod p (a warning is printed when p is not prime)",
-        allowed: "an integer in 2..=65536",
-        get: |c| Value::Integer(c.task.p.into()),
-        set: |c, k, v| {
-            c.task.p = int(k, v, 2, 65536, "an integer in 2..=65536")? as u32;
-            Ok(())
-        },
-    },
-    Field {
-        key: "task.n_var",
-        help: "number of input variables (length of the task vector W)",
-        allowed: "an integer in 1..=8",
-        get: |c| Value::Integer(c.task.n_var.into()),
-        set: |c, k, v| {
-            c.task.n_var = int(k, v, 1, 8, "an integer in 1..=8")? as u32;
-            Ok(())
-        },
-    },
-    Field {
-        key: "task.n_base",
-        help: "parallelogram base tasks; each brings three partners, giving 4·n_base tasks (needs n_var = 2)",
-        allowed: "an integer in 0..=4194304",
-        get: |c| Value::Integer(c.task.n_base.into()),
-        set: |c, k, v| {
-            c.task.n_base = int(k, v, 0, 1 << 22, "an integer in 0..=4194304")? as u32;
-            Ok(())
-        },
-    },
-    Field {
-        key: "task.n_random",
-        help: "further pre-training tasks drawn uniformly from the rest of Z_p^n_var",
-        allowed: "an integer in 0..=16777216",
-        get: |c| Value::Integer(c.task.n_random.into()),
-        set: |c, k, v| {
-            c.task.n_random = int(k, v, 0, 1 << 24, "an integer in 0..=16777216")? as u32;
-            Ok(())
-        },
-    },
-    Field {
-        key: "task.alpha",
-        help: "fraction of the p^n_var inputs used for training; round(alpha·p^n_var) train inputs",
-        allowed: "a number in the open interval (0, 1)",
-        get: |c| Value::Float(c.task.alpha),
-        set: |c, k, v| {
-            let a = float(k, v, "a number in the open interval (0, 1)")?;
-            if !(a > 0.0 && a < 1.0) {
-                return Err(ConfigError::invalid(k, v, "a number in the open interval (0, 1)"));
+/// Declares the keys: for each section, its `Default` impl (with the doc comments given) and,
+/// for each of its fields, `field = default, kind, help;`. Every field of a section must be
+/// listed (the struct literal of `Default` fails to compile otherwise). It generates [`FIELDS`],
+/// whose getters and setters go through the field type's `Setting` impl.
+macro_rules! keys {
+    ($(
+        $(#[$doc:meta])*
+        $section:ident: $Section:ident {
+            $($field:ident = $default:expr, $kind:expr, $help:literal;)*
+        }
+    )*) => {
+        $(
+            impl Default for $Section {
+                $(#[$doc])*
+                fn default() -> Self {
+                    $Section { $($field: $default,)* }
+                }
             }
-            c.task.alpha = a;
-            Ok(())
-        },
-    },
-    Field {
-        key: "task.examples",
-        help: "examples (x, y, z) per sequence, k",
-        allowed: "an integer in 1..=4096",
-        get: |c| Value::Integer(c.task.examples.into()),
-        set: |c, k, v| {
-            c.task.examples = int(k, v, 1, 4096, "an integer in 1..=4096")? as u32;
-            Ok(())
-        },
-    },
-    Field {
-        key: "task.ood_cap",
-        help: "keep at most this many o.o.d. tasks, or \"all\"",
-        allowed: "an integer >= 1 or \"all\"",
-        get: |c| match c.task.ood_cap {
-            OodCap::Count(n) => Value::Integer(n.into()),
-            OodCap::All => Value::String("all".into()),
-        },
-        set: |c, k, v| {
-            c.task.ood_cap = match v {
-                Value::String(s) if s == "all" => OodCap::All,
-                _ => OodCap::Count(int(k, v, 1, 1 << 24, "an integer >= 1 or \"all\"")? as u32),
-            };
-            Ok(())
-        },
-    },
-    Field {
-        key: "task.official_compat",
-        help: "official compatibility: floor the o.o.d. task count to a multiple of 8",
-        allowed: "true or false",
-        get: |c| Value::Boolean(c.task.official_compat),
-        set: |c, k, v| {
-            c.task.official_compat = boolean(k, v)?;
-            Ok(())
-        },
-    },
-    Field {
-        key: "task.seed",
-        help: "seed of the task draw (and of model initialisation)",
-        allowed: "an integer in 0..=9223372036854775807",
-        get: |c| Value::Integer(c.task.seed as i64),
-        set: |c, k, v| {
-            c.task.seed = int(k, v, 0, i64::MAX, "an integer in 0..=9223372036854775807")? as u64;
-            Ok(())
-        },
-    },
-    Field {
-        key: "task.data_seed",
-        help: "seed of the input split, the training batches and the evaluation sets",
-        allowed: "an integer in 0..=9223372036854775807",
-        get: |c| Value::Integer(c.task.data_seed as i64),
-        set: |c, k, v| {
-            c.task.data_seed = int(k, v, 0, i64::MAX, "an integer in 0..=9223372036854775807")? as u64;
-            Ok(())
-        },
-    },
-    Field {
-        key: "task.batch",
-        help: "sequences per training batch; a multiple of the number of pre-training tasks",
-        allowed: "an integer in 1..=16777216",
-        get: |c| Value::Integer(c.task.batch.into()),
-        set: |c, k, v| {
-            c.task.batch = int(k, v, 1, 1 << 24, "an integer in 1..=16777216")? as u32;
-            Ok(())
-        },
-    },
-    Field {
-        key: "task.source",
-        help: "pre-training tasks: 'generate' (n_base, n_random, seed), 'file:PATH' or 'official:seed=S,n_base=N'",
-        allowed: "'generate', 'file:PATH' or 'official:seed=S,n_base=N'",
-        get: |c| Value::String(c.task.source.to_string()),
-        set: |c, k, v| {
-            c.task.source = TaskSource::parse(k, &string(k, v, "a string")?)?;
-            Ok(())
-        },
-    },
-    Field {
-        key: "task.layout",
-        help: "batch layout: 'shared' (official: all tasks see the same inputs) or 'independent'",
-        allowed: "'shared' or 'independent'",
-        get: |c| Value::String(c.task.layout.as_str().into()),
-        set: |c, k, v| {
-            c.task.layout = BatchLayout::parse(k, &string(k, v, "'shared' or 'independent'")?)?;
-            Ok(())
-        },
-    },
-    Field {
-        key: "model.d_model",
-        help: "residual stream width d; a multiple of model.heads with an even head width",
-        allowed: "an integer in 2..=16384",
-        get: |c| Value::Integer(c.model.d_model.into()),
-        set: |c, k, v| {
-            c.model.d_model = int(k, v, 2, 16384, "an integer in 2..=16384")? as u32;
-            Ok(())
-        },
-    },
-    Field {
-        key: "model.heads",
-        help: "attention heads per block",
-        allowed: "an integer in 1..=256",
-        get: |c| Value::Integer(c.model.heads.into()),
-        set: |c, k, v| {
-            c.model.heads = int(k, v, 1, 256, "an integer in 1..=256")? as u32;
-            Ok(())
-        },
-    },
-    Field {
-        key: "model.layers",
-        help: "transformer blocks (depth): 2 is the minimum for o.o.d. generalization",
-        allowed: "an integer in 1..=64",
-        get: |c| Value::Integer(c.model.layers.into()),
-        set: |c, k, v| {
-            c.model.layers = int(k, v, 1, 64, "an integer in 1..=64")? as u32;
-            Ok(())
-        },
-    },
-    Field {
-        key: "model.mlp_ratio",
-        help: "MLP hidden width as a multiple of d_model",
-        allowed: "an integer in 1..=16",
-        get: |c| Value::Integer(c.model.mlp_ratio.into()),
-        set: |c, k, v| {
-            c.model.mlp_ratio = int(k, v, 1, 16, "an integer in 1..=16")? as u32;
-            Ok(())
-        },
-    },
-    Field {
-        key: "model.act",
-        help: "MLP activation: 'relu' (the paper's) or 'gelu' (tanh approximation)",
-        allowed: "'relu' or 'gelu'",
-        get: |c| Value::String(c.model.act.as_str().into()),
-        set: |c, k, v| {
-            c.model.act = Act::parse(k, &string(k, v, "'relu' or 'gelu'")?)?;
-            Ok(())
-        },
-    },
-    Field {
-        key: "model.tied",
-        help: "tie the output head to the token embedding (the paper's models are tied)",
-        allowed: "true or false",
-        get: |c| Value::Boolean(c.model.tied),
-        set: |c, k, v| {
-            c.model.tied = boolean(k, v)?;
-            Ok(())
-        },
-    },
-    Field {
-        key: "model.rope_theta",
-        help: "RoPE base (rotary_embedding_torch's default 10000)",
-        allowed: "a number in [1, 1e9]",
-        get: |c| Value::Float(c.model.rope_theta),
-        set: |c, k, v| {
-            c.model.rope_theta = float_in(k, v, 1.0, 1e9, "a number in [1, 1e9]")?;
-            Ok(())
-        },
-    },
-    Field {
-        key: "model.ln_eps",
-        help: "LayerNorm epsilon",
-        allowed: "a number in (0, 0.1]",
-        get: |c| Value::Float(c.model.ln_eps),
-        set: |c, k, v| {
-            c.model.ln_eps = positive(k, v, 0.1, "a number in (0, 0.1]")?;
-            Ok(())
-        },
-    },
-    Field {
-        key: "optim.lr",
-        help: "peak learning rate of AdamW (warm-up from 0.01·lr, cosine decay to 0.1·lr)",
-        allowed: "a number in (0, 10]",
-        get: |c| Value::Float(c.optim.lr),
-        set: |c, k, v| {
-            c.optim.lr = positive(k, v, 10.0, "a number in (0, 10]")?;
-            Ok(())
-        },
-    },
-    Field {
-        key: "optim.weight_decay",
-        help: "decoupled weight decay on every matrix, the embedding included (not LayerNorm)",
-        allowed: "a number in [0, 100]",
-        get: |c| Value::Float(c.optim.weight_decay),
-        set: |c, k, v| {
-            c.optim.weight_decay = float_in(k, v, 0.0, 100.0, "a number in [0, 100]")?;
-            Ok(())
-        },
-    },
-    Field {
-        key: "optim.beta1",
-        help: "AdamW first-moment decay",
-        allowed: "a number in [0, 1)",
-        get: |c| Value::Float(c.optim.beta1),
-        set: |c, k, v| {
-            c.optim.beta1 = beta(k, v)?;
-            Ok(())
-        },
-    },
-    Field {
-        key: "optim.beta2",
-        help: "AdamW second-moment decay",
-        allowed: "a number in [0, 1)",
-        get: |c| Value::Float(c.optim.beta2),
-        set: |c, k, v| {
-            c.optim.beta2 = beta(k, v)?;
-            Ok(())
-        },
-    },
-    Field {
-        key: "optim.eps",
-        help: "AdamW epsilon",
-        allowed: "a number in (0, 1]",
-        get: |c| Value::Float(c.optim.eps),
-        set: |c, k, v| {
-            c.optim.eps = positive(k, v, 1.0, "a number in (0, 1]")?;
-            Ok(())
-        },
-    },
-    Field {
-        key: "train.name",
-        help: "run name; the run directory defaults to runs/<name>",
-        allowed: "1 to 128 characters from A-Z a-z 0-9 . _ - (not starting with '.')",
-        get: |c| Value::String(c.train.name.clone()),
-        set: |c, k, v| {
-            let allowed = "a string";
-            c.train.name = run::check_name(k, &string(k, v, allowed)?)?;
-            Ok(())
-        },
-    },
-    Field {
-        key: "train.steps",
-        help: "optimizer steps",
-        allowed: "an integer in 1..=1000000000",
-        get: |c| Value::Integer(c.train.steps as i64),
-        set: |c, k, v| {
-            c.train.steps = int(k, v, 1, 1_000_000_000, "an integer in 1..=1000000000")? as u64;
-            Ok(())
-        },
-    },
-    Field {
-        key: "train.warmup",
-        help: "linear warm-up steps (0.01·lr to lr), then cosine decay to 0.1·lr at the last step",
-        allowed: "an integer below train.steps",
-        get: |c| Value::Integer(c.train.warmup as i64),
-        set: |c, k, v| {
-            c.train.warmup = int(k, v, 0, 1_000_000_000, "an integer below train.steps")? as u64;
-            Ok(())
-        },
-    },
-    Field {
-        key: "train.eval_every",
-        help: "evaluate the four sets every N steps (and at step 1 and the last step)",
-        allowed: "an integer in 1..=1000000000",
-        get: |c| Value::Integer(c.train.eval_every as i64),
-        set: |c, k, v| {
-            let allowed = "an integer in 1..=1000000000";
-            c.train.eval_every = int(k, v, 1, 1_000_000_000, allowed)? as u64;
-            Ok(())
-        },
-    },
-    Field {
-        key: "train.checkpoints",
-        help: "kept checkpoints: 'log:N' (N log-spaced steps from warm-up to the end, official) or a list of steps; the last step is always kept",
-        allowed: "'log:N' (N in 1..=1000) or a list of steps such as [0, 1000, 5000] or '0,1000,5000'",
-        get: |c| c.train.checkpoints.to_value(),
-        set: |c, k, v| {
-            c.train.checkpoints = CheckpointSteps::parse(k, v)?;
-            Ok(())
-        },
-    },
-    Field {
-        key: "train.save_every",
-        help: "write a resume checkpoint every N steps, replacing the previous one (0 = never)",
-        allowed: "an integer in 0..=1000000000",
-        get: |c| Value::Integer(c.train.save_every as i64),
-        set: |c, k, v| {
-            let allowed = "an integer in 0..=1000000000";
-            c.train.save_every = int(k, v, 0, 1_000_000_000, allowed)? as u64;
-            Ok(())
-        },
-    },
-    Field {
-        key: "eval.seqs_per_task",
-        help: "sequences per task in each of the four evaluation sets",
-        allowed: "an integer in 1..=65536",
-        get: |c| Value::Integer(c.eval.seqs_per_task.into()),
-        set: |c, k, v| {
-            c.eval.seqs_per_task = int(k, v, 1, 65536, "an integer in 1..=65536")? as u32;
-            Ok(())
-        },
-    },
-];
+        )*
 
-/// The field for `key`, or an error suggesting the closest known key.
+        /// Every configuration key, in the order they are printed.
+        pub static FIELDS: &[Field] = &[$($(
+            Field {
+                key: concat!(stringify!($section), ".", stringify!($field)),
+                help: $help,
+                kind: $kind,
+                get: |c| Setting::write(&c.$section.$field),
+                set: |c, f, v| {
+                    c.$section.$field = Setting::read(f, v)?;
+                    Ok(())
+                },
+            },
+        )*)*];
+    };
+}
+
+keys! {
+    /// The task setup of the paper's depth-4 checkpoint: p = 29, 96 parallelogram groups
+    /// (384 tasks), alpha = 0.8, 32 examples, batch 1536, seed 1, data_seed 0.
+    task: TaskConfig {
+        p = 29, int(2, 65536),
+            "modulus p of z = W·X mod p (a warning is printed when p is not prime)";
+        n_var = 2, int(1, 8),
+            "number of input variables (length of the task vector W)";
+        n_base = 96, int(0, 1 << 22),
+            "parallelogram base tasks; each brings three partners, giving 4·n_base tasks (needs n_var = 2; task.source = 'generate' only)";
+        n_random = 0, int(0, 1 << 24),
+            "further pre-training tasks drawn uniformly from the rest of Z_p^n_var (task.source = 'generate' only)";
+        alpha = 0.8, open(0.0, 1.0),
+            "fraction of the p^n_var inputs used for training; round(alpha·p^n_var) train inputs";
+        examples = 32, int(1, 4096),
+            "examples (x, y, z) per sequence, k";
+        ood_cap = OodCap::Count(256), Kind::Custom(OodCap::ALLOWED),
+            "keep at most this many o.o.d. tasks, or \"all\"";
+        official_compat = false, Kind::Bool,
+            "official compatibility: floor the o.o.d. task count to a multiple of 8";
+        seed = 1, int(0, i64::MAX),
+            "seed of the task draw (and of model initialisation)";
+        data_seed = 0, int(0, i64::MAX),
+            "seed of the input split, the training batches and the evaluation sets";
+        batch = 1536, int(1, 1 << 24),
+            "sequences per training batch; a multiple of the number of pre-training tasks";
+        source = TaskSource::Generate, Kind::Custom(TaskSource::ALLOWED),
+            "pre-training tasks: 'generate' (n_base, n_random, seed), 'file:PATH' or 'official:seed=S,n_base=N'";
+        layout = BatchLayout::Shared, Kind::Enum(BatchLayout::NAMES),
+            "batch layout: 'shared' (official: all tasks see the same inputs) or 'independent'";
+    }
+
+    /// The paper's depth-4 model: d 512, 4 heads, 4 blocks, MLP 4·d, ReLU, tied, RoPE 10^4.
+    model: ModelSection {
+        d_model = 512, int(2, 16384),
+            "residual stream width d; a multiple of model.heads with an even head width";
+        heads = 4, int(1, 256),
+            "attention heads per block; the head width d_model / heads must be even";
+        layers = 4, int(1, 64),
+            "transformer blocks (depth): 2 is the minimum for o.o.d. generalization";
+        mlp_ratio = 4, int(1, 16),
+            "MLP hidden width as a multiple of d_model";
+        act = Act::Relu, Kind::Enum(Act::NAMES),
+            "MLP activation: 'relu' (the paper's) or 'gelu' (tanh approximation)";
+        tied = true, Kind::Bool,
+            "tie the output head to the token embedding (the paper's models are tied)";
+        rope_theta = 10_000.0, closed(1.0, 1e9),
+            "RoPE base (rotary_embedding_torch's default 10000)";
+        ln_eps = 1e-5, open_closed(0.0, 0.1),
+            "LayerNorm epsilon";
+    }
+
+    /// The paper's: lr 1.5e-4, weight decay 2.0, betas (0.9, 0.98), eps 1e-8.
+    optim: OptimSection {
+        lr = 1.5e-4, open_closed(0.0, 10.0),
+            "peak learning rate of AdamW (warm-up from 0.01·lr, cosine decay to 0.1·lr)";
+        weight_decay = 2.0, closed(0.0, 100.0),
+            "decoupled weight decay on every matrix, the embedding included (not LayerNorm)";
+        beta1 = 0.9, closed_open(0.0, 1.0),
+            "AdamW first-moment decay";
+        beta2 = 0.98, closed_open(0.0, 1.0),
+            "AdamW second-moment decay";
+        eps = 1e-8, open_closed(0.0, 1.0),
+            "AdamW epsilon";
+    }
+
+    /// The paper's: 200k steps, 10k warm-up, evaluation every 1000 steps, 10 log-spaced
+    /// checkpoints, a resume checkpoint every 5000 steps.
+    train: TrainSection {
+        name = "paper-d4".into(), Kind::Name,
+            "run name; the run directory defaults to runs/<name>";
+        steps = 200_000, int(1, 1_000_000_000),
+            "optimizer steps";
+        warmup = 10_000, int(0, 1_000_000_000),
+            "linear warm-up steps (0.01·lr to lr; fewer than train.steps), then cosine decay to 0.1·lr at the last step";
+        eval_every = 1000, int(1, 1_000_000_000),
+            "evaluate the four sets every N steps (and at step 1 and the last step)";
+        checkpoints = CheckpointSteps::Log(10), Kind::Custom(CheckpointSteps::ALLOWED),
+            "kept checkpoints: 'log:N' (N log-spaced steps from warm-up to the end, official) or a list of steps; the last step is always kept";
+        save_every = 5000, int(0, 1_000_000_000),
+            "write a resume checkpoint every N steps, replacing the previous one (0 = never)";
+    }
+
+    /// 16 sequences per task, the number of last-shot samples per task the official code takes.
+    eval: EvalConfig {
+        seqs_per_task = 16, int(1, 65536),
+            "sequences per task in each of the four evaluation sets";
+    }
+}
+
+/// The field for `key`, or an error suggesting the closest known key (at most 3 edits away).
 pub fn field(key: &str) -> Result<&'static Field, ConfigError> {
     FIELDS
         .iter()
@@ -411,38 +207,70 @@ pub fn field(key: &str) -> Result<&'static Field, ConfigError> {
             key: error::one_line(key),
             suggestion: FIELDS
                 .iter()
-                .map(|f| (edit_distance(f.key, key), f.key))
+                .map(|f| (strsim::levenshtein(f.key, key), f.key))
                 .filter(|(d, _)| *d <= 3)
                 .min()
                 .map(|(_, k)| k.to_string()),
         })
 }
 
+/// A configuration resolved from the user's input, with the warnings to show about it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Resolved {
+    pub config: Config,
+    /// One line each, without a `warning:` prefix: keys the user set that have no effect.
+    pub warnings: Vec<String>,
+}
+
 impl Config {
     /// The preset (the default one when `None`), then the TOML file (if any), then each
     /// `section.key=value` override in order; then the checks that involve several keys.
+    /// [`Config::resolve_with_warnings`] also says which of the user's keys have no effect.
     pub fn resolve(
         preset: Option<&str>,
         file: Option<&Path>,
         overrides: &[String],
     ) -> Result<Config, ConfigError> {
+        Self::resolve_with_warnings(preset, file, overrides).map(|r| r.config)
+    }
+
+    /// As [`Config::resolve`], with a warning for each key set by the file or an override
+    /// (not by the preset) that the resolved configuration ignores: `task.n_base` and
+    /// `task.n_random` under a `file:` or `official:` task source, unless the value is the one
+    /// the source implies. A cross-key error names the key the user set (`model.heads` rather
+    /// than `model.d_model`, `train.steps` rather than `train.warmup`) when only one of the
+    /// pair was set by the user.
+    pub fn resolve_with_warnings(
+        preset: Option<&str>,
+        file: Option<&Path>,
+        overrides: &[String],
+    ) -> Result<Resolved, ConfigError> {
         let mut cfg = Preset::named(preset.unwrap_or(DEFAULT_PRESET))?.config()?;
+        let mut user: Vec<&'static str> = Vec::new();
         if let Some(path) = file {
             let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
                 path: path.display().to_string(),
                 reason: e.to_string(),
             })?;
-            cfg.merge_toml(&text, &path.display().to_string())?;
+            user.extend(cfg.merge(&text, &path.display().to_string())?);
         }
         for o in overrides {
-            cfg.apply_override(o)?;
+            user.push(cfg.apply(o)?);
         }
-        cfg.check()?;
-        Ok(cfg)
+        cfg.check_naming(&user)?;
+        let warnings = FIELDS
+            .iter()
+            .filter(|f| user.contains(&f.key))
+            .filter_map(|f| cfg.ignored(f))
+            .collect();
+        Ok(Resolved {
+            config: cfg,
+            warnings,
+        })
     }
 
     /// Reads a resolved `config.toml` (as a run directory holds): defaults, then every key of
-    /// the file, then the cross-key checks. No preset is involved.
+    /// the file, then the cross-key checks. No preset is involved and nothing warns.
     pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
         let mut cfg = Config::default();
         cfg.merge_toml(text, origin)?;
@@ -450,10 +278,36 @@ impl Config {
         Ok(cfg)
     }
 
-    /// Checks that involve more than one key (each key's own range is checked when set).
+    /// Checks that involve more than one key (each key's own range is checked when set):
+    /// `model.d_model` a multiple of 2·`model.heads`, `train.warmup` below `train.steps`.
+    /// Errors name `model.d_model` and `train.warmup`.
     pub fn check(&self) -> Result<(), ConfigError> {
+        self.check_naming(&[])
+    }
+
+    /// [`Config::check`], naming `model.heads` or `train.steps` when that key is in `user`
+    /// and the other key of its pair is not.
+    fn check_naming(&self, user: &[&str]) -> Result<(), ConfigError> {
+        let only = |k: &str, other: &str| user.contains(&k) && !user.contains(&other);
         let m = &self.model;
         if !m.d_model.is_multiple_of(m.heads) || !(m.d_model / m.heads).is_multiple_of(2) {
+            if only("model.heads", "model.d_model") {
+                let half = m.d_model / 2;
+                let fit = kind::either(
+                    (1..=half.min(256))
+                        .filter(|h| m.d_model.is_multiple_of(2) && half.is_multiple_of(*h))
+                        .map(|h| h.to_string())
+                        .collect(),
+                );
+                return Err(ConfigError::invalid(
+                    "model.heads",
+                    m.heads,
+                    format!(
+                        "a divisor of model.d_model = {} leaving an even head width (for RoPE): {fit}",
+                        m.d_model
+                    ),
+                ));
+            }
             return Err(ConfigError::invalid(
                 "model.d_model",
                 m.d_model,
@@ -463,18 +317,51 @@ impl Config {
                 ),
             ));
         }
-        if self.train.warmup >= self.train.steps {
+        let t = &self.train;
+        if t.warmup >= t.steps {
+            if only("train.steps", "train.warmup") {
+                return Err(ConfigError::invalid(
+                    "train.steps",
+                    t.steps,
+                    format!("an integer above train.warmup = {}", t.warmup),
+                ));
+            }
             return Err(ConfigError::invalid(
                 "train.warmup",
-                self.train.warmup,
-                format!("an integer below train.steps = {}", self.train.steps),
+                t.warmup,
+                format!("an integer below train.steps = {}", t.steps),
             ));
         }
         Ok(())
     }
 
+    /// Why `f` has no effect in this configuration, if it has none: `task.n_base` and
+    /// `task.n_random` count only when the tasks are generated. A value that agrees with the
+    /// source (the `n_base` of an `official:` list, 0 otherwise) is not reported.
+    fn ignored(&self, f: &Field) -> Option<String> {
+        let t = &self.task;
+        let (implied, value) = match (&t.source, f.key) {
+            (TaskSource::Generate, _) => return None,
+            (TaskSource::Official { n_base, .. }, "task.n_base") => (*n_base, t.n_base),
+            (_, "task.n_base") => (0, t.n_base),
+            (_, "task.n_random") => (0, t.n_random),
+            _ => return None,
+        };
+        (value != implied).then(|| {
+            format!(
+                "{} = {value} is ignored: task.source = '{}' brings its own task list ({} counts only with task.source = 'generate')",
+                f.key, t.source, f.key
+            )
+        })
+    }
+
     /// Applies every key of a TOML document (sections of keys) on top of `self`.
     pub fn merge_toml(&mut self, text: &str, origin: &str) -> Result<(), ConfigError> {
+        self.merge(text, origin).map(|_| ())
+    }
+
+    /// [`Config::merge_toml`], returning the keys it set.
+    fn merge(&mut self, text: &str, origin: &str) -> Result<Vec<&'static str>, ConfigError> {
         let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
             let line = e
                 .span()
@@ -488,6 +375,7 @@ impl Config {
                 },
             }
         })?;
+        let mut set = Vec::new();
         for (section, body) in &table {
             let Value::Table(body) = body else {
                 return Err(ConfigError::UnknownKey {
@@ -496,15 +384,22 @@ impl Config {
                 });
             };
             for (key, v) in body {
-                field(&format!("{section}.{key}"))?.set(self, v)?;
+                let f = field(&format!("{section}.{key}"))?;
+                f.set(self, v)?;
+                set.push(f.key);
             }
         }
-        Ok(())
+        Ok(set)
     }
 
     /// Applies one `section.key=value` override. The value is read as a TOML value when it
     /// parses as one (`31`, `0.5`, `true`, `"all"`), and as a bare string otherwise.
     pub fn apply_override(&mut self, o: &str) -> Result<(), ConfigError> {
+        self.apply(o).map(|_| ())
+    }
+
+    /// [`Config::apply_override`], returning the key it set.
+    fn apply(&mut self, o: &str) -> Result<&'static str, ConfigError> {
         let (key, raw) = o
             .split_once('=')
             .ok_or_else(|| ConfigError::MalformedOverride(error::one_line(o)))?;
@@ -512,10 +407,13 @@ impl Config {
         if !key.contains('.') {
             return Err(ConfigError::MalformedOverride(error::one_line(o)));
         }
-        field(key)?.set(self, &parse_value(raw.trim()))
+        let f = field(key)?;
+        f.set(self, &parse_value(raw.trim()))?;
+        Ok(f.key)
     }
 
-    /// The resolved configuration as a TOML document that [`Config::resolve`] reads back.
+    /// The configuration as a TOML document holding every key, which [`Config::from_toml`]
+    /// and `--config` read back.
     pub fn to_toml(&self) -> String {
         let mut out = String::new();
         let mut section = "";
@@ -550,89 +448,6 @@ pub fn parse_value(raw: &str) -> Value {
         .filter(|t| t.len() == 1)
         .and_then(|mut t| t.remove("v"))
         .unwrap_or_else(|| Value::String(raw.to_string()))
-}
-
-fn int(key: &str, v: &Value, lo: i64, hi: i64, allowed: &str) -> Result<i64, ConfigError> {
-    let n = match v {
-        Value::Integer(n) => Some(*n),
-        Value::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Some(*f as i64),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    };
-    match n {
-        Some(n) if (lo..=hi).contains(&n) => Ok(n),
-        _ => Err(ConfigError::invalid(key, v, allowed)),
-    }
-}
-
-fn float(key: &str, v: &Value, allowed: &str) -> Result<f64, ConfigError> {
-    let x = match v {
-        Value::Float(f) => Some(*f),
-        Value::Integer(n) => Some(*n as f64),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    };
-    x.filter(|x| x.is_finite())
-        .ok_or_else(|| ConfigError::invalid(key, v, allowed))
-}
-
-fn float_in(key: &str, v: &Value, lo: f64, hi: f64, allowed: &str) -> Result<f64, ConfigError> {
-    let x = float(key, v, allowed)?;
-    if (lo..=hi).contains(&x) {
-        Ok(x)
-    } else {
-        Err(ConfigError::invalid(key, v, allowed))
-    }
-}
-
-/// A number in (0, hi].
-fn positive(key: &str, v: &Value, hi: f64, allowed: &str) -> Result<f64, ConfigError> {
-    let x = float_in(key, v, 0.0, hi, allowed)?;
-    if x > 0.0 {
-        Ok(x)
-    } else {
-        Err(ConfigError::invalid(key, v, allowed))
-    }
-}
-
-fn beta(key: &str, v: &Value) -> Result<f64, ConfigError> {
-    let x = float_in(key, v, 0.0, 1.0, "a number in [0, 1)")?;
-    if x < 1.0 {
-        Ok(x)
-    } else {
-        Err(ConfigError::invalid(key, v, "a number in [0, 1)"))
-    }
-}
-
-fn boolean(key: &str, v: &Value) -> Result<bool, ConfigError> {
-    match v {
-        Value::Boolean(b) => Ok(*b),
-        Value::String(s) if s == "true" || s == "false" => Ok(s == "true"),
-        _ => Err(ConfigError::invalid(key, v, "true or false")),
-    }
-}
-
-fn string(key: &str, v: &Value, allowed: &str) -> Result<String, ConfigError> {
-    match v {
-        Value::String(s) => Ok(s.clone()),
-        _ => Err(ConfigError::invalid(key, v, allowed)),
-    }
-}
-
-/// Levenshtein distance, for "did you mean" suggestions.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 #[cfg(test)]
@@ -797,5 +612,219 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{}: {e}", f.key));
             assert_eq!(d, c, "{}", f.key);
         }
+    }
+
+    #[test]
+    fn allowed_texts_follow_the_kind() {
+        let allowed = |k: &str| field(k).unwrap().allowed();
+        assert_eq!(allowed("task.p"), "an integer in 2..=65536");
+        assert_eq!(
+            allowed("task.alpha"),
+            "a number in the open interval (0, 1)"
+        );
+        assert_eq!(allowed("model.rope_theta"), "a number in [1, 1e9]");
+        assert_eq!(allowed("model.ln_eps"), "a number in (0, 0.1]");
+        assert_eq!(allowed("optim.beta2"), "a number in [0, 1)");
+        assert_eq!(allowed("model.act"), "'relu' or 'gelu'");
+        assert_eq!(allowed("task.layout"), "'shared' or 'independent'");
+        assert_eq!(allowed("task.official_compat"), "true or false");
+        assert_eq!(allowed("task.source"), TaskSource::ALLOWED);
+        let e = Config::default()
+            .apply_override("model.act=selu")
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid model.act = 'selu': allowed 'relu' or 'gelu'"
+        );
+        let e = Config::default()
+            .apply_override("train.name=../x")
+            .unwrap_err();
+        assert!(
+            e.to_string().starts_with("invalid train.name = '../x'"),
+            "{e}"
+        );
+    }
+
+    /// Each numeric key takes the ends of its declared range (unless open) and nothing
+    /// beyond them, so the declaration is the range that is checked.
+    #[test]
+    fn every_numeric_key_takes_exactly_its_declared_range() {
+        for f in FIELDS {
+            let mut c = Config::default();
+            let (inside, outside) = match f.kind {
+                Kind::Int { lo, hi } => (
+                    vec![Value::Integer(lo), Value::Integer(hi)],
+                    vec![Value::Integer(lo - 1), Value::Integer(hi.saturating_add(1))],
+                ),
+                Kind::Float {
+                    lo,
+                    hi,
+                    lo_open,
+                    hi_open,
+                } => {
+                    let mut inside = vec![Value::Float((lo + hi) / 2.0)];
+                    let mut outside = vec![Value::Float(f64::NAN), Value::Float(hi * 2.0 + 1.0)];
+                    for (end, is_open) in [(lo, lo_open), (hi, hi_open)] {
+                        if is_open { &mut outside } else { &mut inside }.push(Value::Float(end));
+                    }
+                    outside.push(Value::Float(lo - 1.0));
+                    (inside, outside)
+                }
+                _ => continue,
+            };
+            for v in &inside {
+                f.set(&mut c, v)
+                    .unwrap_or_else(|e| panic!("{} = {v}: {e}", f.key));
+                assert_eq!(&f.get(&c), v, "{}", f.key);
+            }
+            for v in &outside {
+                if matches!(v, Value::Integer(n) if *n == i64::MAX) {
+                    continue; // saturated: i64::MAX is inside
+                }
+                let e = f.set(&mut c, v).unwrap_err();
+                assert_eq!(
+                    e.to_string(),
+                    format!("invalid {} = {v}: allowed {}", f.key, f.allowed())
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn keys_the_task_source_ignores_warn_when_the_user_set_them() {
+        let resolve = |preset: Option<&str>, sets: &[&str]| {
+            let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+            Config::resolve_with_warnings(preset, None, &sets).unwrap()
+        };
+        // The default preset generates its tasks: nothing is ignored.
+        assert!(resolve(None, &["task.n_base=8", "task.n_random=3"])
+            .warnings
+            .is_empty());
+        // Presets that set n_base next to an official source warn about nothing.
+        for p in PRESETS {
+            assert!(resolve(Some(p.name), &[]).warnings.is_empty(), "{}", p.name);
+            // Their n_base agrees with their source, so setting it again would not warn.
+            let c = p.config().unwrap();
+            for f in FIELDS {
+                assert_eq!(c.ignored(f), None, "{} {}", p.name, f.key);
+            }
+        }
+        let r = resolve(Some("paper-d4"), &["task.n_base=128"]);
+        assert_eq!(
+            r.warnings,
+            ["task.n_base = 128 is ignored: task.source = 'official:seed=1,n_base=96' brings its own task list (task.n_base counts only with task.source = 'generate')"]
+        );
+        assert_eq!(r.config.task.n_base, 128, "a warning, not an error");
+        // The preset's n_base is not the user's: only n_random warns.
+        let r = resolve(
+            None,
+            &["task.source=official:seed=2,n_base=128", "task.n_random=5"],
+        );
+        assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
+        assert!(
+            r.warnings[0].starts_with("task.n_random = 5 is ignored"),
+            "{:?}",
+            r.warnings
+        );
+        // A value that agrees with the source (as a resolved config.toml holds) is fine.
+        let r = resolve(
+            Some("paper-d2"),
+            &["task.n_base=128", "task.n_random=0", "task.seed=5"],
+        );
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+        let r = resolve(None, &["task.n_base=4", "task.source=file:tasks.txt"]);
+        assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
+        assert!(
+            r.warnings[0].contains("'file:tasks.txt'"),
+            "{:?}",
+            r.warnings
+        );
+        // Keys from --config count as the user's; each key warns once.
+        let path = std::env::temp_dir().join(format!("modicl-config-{}.toml", std::process::id()));
+        std::fs::write(
+            &path,
+            "[task]\nn_base = 7\nsource = \"official:seed=1,n_base=96\"\n",
+        )
+        .unwrap();
+        let r = Config::resolve_with_warnings(None, Some(&path), &["task.n_base=9".into()]);
+        std::fs::remove_file(&path).unwrap();
+        let r = r.unwrap();
+        assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
+        assert!(
+            r.warnings[0].starts_with("task.n_base = 9 is ignored"),
+            "{:?}",
+            r.warnings
+        );
+        // Reading a run's config.toml back neither warns nor fails.
+        let c = Config::from_toml(&r.config.to_toml(), "config.toml").unwrap();
+        assert_eq!(c, r.config);
+    }
+
+    #[test]
+    fn cross_key_errors_name_the_key_the_user_set() {
+        let resolve = |preset: Option<&str>, sets: &[&str]| {
+            let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+            Config::resolve(preset, None, &sets)
+                .unwrap_err()
+                .to_string()
+        };
+        // The cpu preset has d_model 64.
+        assert_eq!(
+            resolve(None, &["model.heads=6"]),
+            "invalid model.heads = 6: allowed a divisor of model.d_model = 64 leaving an even head width (for RoPE): 1, 2, 4, 8, 16 or 32"
+        );
+        assert_eq!(
+            resolve(None, &["model.heads=64"]),
+            "invalid model.heads = 64: allowed a divisor of model.d_model = 64 leaving an even head width (for RoPE): 1, 2, 4, 8, 16 or 32"
+        );
+        // Both set, or d_model alone: d_model, as before.
+        let e = resolve(None, &["model.heads=6", "model.d_model=66"]);
+        assert!(
+            e.starts_with("invalid model.d_model = 66: allowed a multiple of 2·model.heads = 12"),
+            "{e}"
+        );
+        let e = resolve(None, &["model.d_model=66"]);
+        assert!(e.starts_with("invalid model.d_model = 66"), "{e}");
+        // The cpu preset has 250 warm-up steps.
+        assert_eq!(
+            resolve(None, &["train.steps=200"]),
+            "invalid train.steps = 200: allowed an integer above train.warmup = 250"
+        );
+        assert_eq!(
+            resolve(None, &["train.steps=200", "train.warmup=300"]),
+            "invalid train.warmup = 300: allowed an integer below train.steps = 200"
+        );
+        // Neither key set by the user (here: checked directly): today's names.
+        let mut c = Config::default();
+        c.model.heads = 3;
+        c.train.steps = 1;
+        let e = c.check().unwrap_err().to_string();
+        assert!(e.starts_with("invalid model.d_model = 512"), "{e}");
+        c.model.heads = 4;
+        let e = c.check().unwrap_err().to_string();
+        assert!(e.starts_with("invalid train.warmup = 10000"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_suggest_the_closest_key() {
+        let e = field("modl.heads").err().unwrap();
+        assert_eq!(
+            e.to_string(),
+            "unknown key modl.heads (did you mean model.heads?)"
+        );
+        let e = field("train.warmpu").err().unwrap();
+        assert!(e.to_string().contains("did you mean train.warmup?"), "{e}");
+        let e = field("nothing.like.a.key").err().unwrap();
+        assert_eq!(e.to_string(), "unknown key nothing.like.a.key");
+    }
+
+    #[test]
+    fn defaults_are_the_paper_depth_4_run() {
+        let c = Config::default();
+        assert_eq!((c.task.p, c.task.n_base, c.task.batch), (29, 96, 1536));
+        assert_eq!((c.model.d_model, c.model.layers), (512, 4));
+        assert_eq!(c.train.name, "paper-d4");
+        assert_eq!(c.train.checkpoints, CheckpointSteps::Log(10));
+        c.check().unwrap();
     }
 }

@@ -1,6 +1,8 @@
 //! The `model`, `optim` and `train` sections: the network, the optimizer and the loop.
+//!
+//! Their defaults are declared with the keys, in the crate root's table.
 
-use crate::ConfigError;
+use crate::{ConfigError, Kind};
 
 /// MLP activation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -12,22 +14,16 @@ pub enum Act {
 }
 
 impl Act {
+    /// The names of the variants, in their order.
+    pub const NAMES: &'static [&'static str] = &["relu", "gelu"];
+    const ALL: [Act; 2] = [Act::Relu, Act::Gelu];
+
+    /// Parses one of [`Act::NAMES`].
     pub fn parse(key: &str, s: &str) -> Result<Self, ConfigError> {
-        match s {
-            "relu" => Ok(Act::Relu),
-            "gelu" => Ok(Act::Gelu),
-            _ => Err(ConfigError::invalid(
-                key,
-                format!("'{s}'"),
-                "'relu' or 'gelu'",
-            )),
-        }
+        Kind::Enum(Self::NAMES).pick(key, s).map(|i| Self::ALL[i])
     }
     pub fn as_str(self) -> &'static str {
-        match self {
-            Act::Relu => "relu",
-            Act::Gelu => "gelu",
-        }
+        Self::NAMES[self as usize]
     }
 }
 
@@ -45,22 +41,6 @@ pub struct ModelSection {
     pub ln_eps: f64,
 }
 
-impl Default for ModelSection {
-    /// The paper's depth-4 model: d 512, 4 heads, 4 blocks, MLP 4·d, ReLU, tied, RoPE 10^4.
-    fn default() -> Self {
-        ModelSection {
-            d_model: 512,
-            heads: 4,
-            layers: 4,
-            mlp_ratio: 4,
-            act: Act::Relu,
-            tied: true,
-            rope_theta: 10_000.0,
-            ln_eps: 1e-5,
-        }
-    }
-}
-
 /// The `optim` section (AdamW).
 #[derive(Clone, Debug, PartialEq)]
 pub struct OptimSection {
@@ -70,19 +50,6 @@ pub struct OptimSection {
     pub beta1: f64,
     pub beta2: f64,
     pub eps: f64,
-}
-
-impl Default for OptimSection {
-    /// The paper's: lr 1.5e-4, weight decay 2.0, betas (0.9, 0.98), eps 1e-8.
-    fn default() -> Self {
-        OptimSection {
-            lr: 1.5e-4,
-            weight_decay: 2.0,
-            beta1: 0.9,
-            beta2: 0.98,
-            eps: 1e-8,
-        }
-    }
 }
 
 /// Which steps keep a named checkpoint.
@@ -97,7 +64,8 @@ pub enum CheckpointSteps {
 }
 
 impl CheckpointSteps {
-    const ALLOWED: &'static str =
+    /// What [`CheckpointSteps::parse`] accepts, as shown in errors.
+    pub const ALLOWED: &'static str =
         "'log:N' (N in 1..=1000) or a list of steps such as [0, 1000, 5000] or '0,1000,5000'";
 
     pub fn parse(key: &str, v: &toml::Value) -> Result<Self, ConfigError> {
@@ -199,23 +167,12 @@ pub struct TrainSection {
     pub save_every: u64,
 }
 
-impl Default for TrainSection {
-    /// The paper's: 200k steps, 10k warm-up, evaluation every 1000 steps.
-    fn default() -> Self {
-        TrainSection {
-            name: "paper-d4".into(),
-            steps: 200_000,
-            warmup: 10_000,
-            eval_every: 1000,
-            checkpoints: CheckpointSteps::Log(10),
-            save_every: 5000,
-        }
-    }
-}
+/// What a run name may be, as shown in errors.
+pub(crate) const NAME_ALLOWED: &str =
+    "1 to 128 characters from A-Z a-z 0-9 . _ - (not starting with '.')";
 
 /// A run name: what may appear as one path component.
 pub(crate) fn check_name(key: &str, s: &str) -> Result<String, ConfigError> {
-    const ALLOWED: &str = "1 to 128 characters from A-Z a-z 0-9 . _ - (not starting with '.')";
     let ok = !s.is_empty()
         && s.len() <= 128
         && !s.starts_with('.')
@@ -224,7 +181,7 @@ pub(crate) fn check_name(key: &str, s: &str) -> Result<String, ConfigError> {
     if ok {
         Ok(s.to_string())
     } else {
-        Err(ConfigError::invalid(key, format!("'{s}'"), ALLOWED))
+        Err(ConfigError::invalid(key, format!("'{s}'"), NAME_ALLOWED))
     }
 }
 

@@ -1,8 +1,12 @@
 //! The `task` section: which tasks, which inputs, how sequences and batches are formed.
+//!
+//! Its defaults (and those of the `eval` section) are declared with the keys, in the crate
+//! root's table.
 
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::kind::{self, Kind};
 use crate::ConfigError;
 
 /// Where the pre-training task list comes from.
@@ -17,9 +21,12 @@ pub enum TaskSource {
 }
 
 impl TaskSource {
+    /// What [`TaskSource::parse`] accepts, as shown in errors.
+    pub const ALLOWED: &'static str = "'generate', 'file:PATH' or 'official:seed=S,n_base=N'";
+
     /// Parses `generate`, `file:PATH` or `official:seed=S,n_base=N`.
     pub fn parse(key: &str, s: &str) -> Result<Self, ConfigError> {
-        const ALLOWED: &str = "'generate', 'file:PATH' or 'official:seed=S,n_base=N'";
+        const ALLOWED: &str = TaskSource::ALLOWED;
         let s = s.trim();
         if s == "generate" {
             return Ok(TaskSource::Generate);
@@ -88,22 +95,16 @@ pub enum BatchLayout {
 }
 
 impl BatchLayout {
+    /// The names of the variants, in their order.
+    pub const NAMES: &'static [&'static str] = &["shared", "independent"];
+    const ALL: [BatchLayout; 2] = [BatchLayout::Shared, BatchLayout::Independent];
+
+    /// Parses one of [`BatchLayout::NAMES`].
     pub fn parse(key: &str, s: &str) -> Result<Self, ConfigError> {
-        match s {
-            "shared" => Ok(BatchLayout::Shared),
-            "independent" => Ok(BatchLayout::Independent),
-            _ => Err(ConfigError::invalid(
-                key,
-                format!("'{s}'"),
-                "'shared' or 'independent'",
-            )),
-        }
+        Kind::Enum(Self::NAMES).pick(key, s).map(|i| Self::ALL[i])
     }
     pub fn as_str(self) -> &'static str {
-        match self {
-            BatchLayout::Shared => "shared",
-            BatchLayout::Independent => "independent",
-        }
+        Self::NAMES[self as usize]
     }
 }
 
@@ -114,6 +115,30 @@ pub enum OodCap {
     Count(u32),
     /// Every task vector that is not a pre-training task.
     All,
+}
+
+impl OodCap {
+    /// What [`OodCap::parse`] accepts, as shown in errors.
+    pub const ALLOWED: &'static str = "an integer in 1..=16777216 or \"all\"";
+
+    /// Reads a count in `1..=2^24` or the string `"all"`.
+    pub fn parse(key: &str, v: &toml::Value) -> Result<Self, ConfigError> {
+        if v.as_str() == Some("all") {
+            return Ok(OodCap::All);
+        }
+        match kind::int(1, 1 << 24).read(key, v) {
+            Ok(toml::Value::Integer(n)) => Ok(OodCap::Count(n as u32)),
+            _ => Err(ConfigError::invalid(key, v, Self::ALLOWED)),
+        }
+    }
+
+    /// The value as written in a config file.
+    pub fn to_value(self) -> toml::Value {
+        match self {
+            OodCap::Count(n) => toml::Value::Integer(n.into()),
+            OodCap::All => toml::Value::String("all".into()),
+        }
+    }
 }
 
 /// The `task` section.
@@ -147,38 +172,9 @@ pub struct TaskConfig {
     pub layout: BatchLayout,
 }
 
-impl Default for TaskConfig {
-    /// The task setup of the paper's depth-4 checkpoint: p = 29, 96 parallelogram groups
-    /// (384 tasks), alpha = 0.8, 32 examples, batch 1536, seed 1, data_seed 0.
-    fn default() -> Self {
-        TaskConfig {
-            p: 29,
-            n_var: 2,
-            n_base: 96,
-            n_random: 0,
-            alpha: 0.8,
-            examples: 32,
-            ood_cap: OodCap::Count(256),
-            official_compat: false,
-            seed: 1,
-            data_seed: 0,
-            batch: 1536,
-            source: TaskSource::Generate,
-            layout: BatchLayout::Shared,
-        }
-    }
-}
-
 /// The `eval` section.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EvalConfig {
     /// Sequences per task in each of the four evaluation sets.
     pub seqs_per_task: u32,
-}
-
-impl Default for EvalConfig {
-    /// 16 sequences per task, the number of last-shot samples per task the official code takes.
-    fn default() -> Self {
-        EvalConfig { seqs_per_task: 16 }
-    }
 }

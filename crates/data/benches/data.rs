@@ -1,5 +1,5 @@
-//! `cargo bench -p modicl-data`: the speed target is building all tasks, the input split
-//! and one training batch of 1024 sequences of 32 examples at p = 29 in under 5 ms.
+//! `cargo bench -p modicl-data`: building all tasks, the input split and one training batch of
+//! 1024 sequences of 32 examples at p = 29; the target is under 5 ms.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use modicl_data::{Batch, Dataset, TaskConfig};

@@ -5,8 +5,8 @@
 //! is scored on predicting each z from the token before it (see [`SequenceLayout`]).
 
 use modicl_config::BatchLayout;
+use modicl_core::rng::Rng;
 
-use crate::rng::Rng;
 use crate::vectors::{label, Vectors};
 
 /// Where the tokens of a sequence are, and which positions carry the loss.

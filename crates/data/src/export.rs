@@ -1,37 +1,11 @@
-//! Writing a dataset to disk as `.npy` files for use outside modicl, and atomic file writes.
+//! Writing a dataset to disk as `.npy` files for use outside modicl.
 
 use std::path::{Path, PathBuf};
 
+use modicl_core::fs::write_atomic;
+
 use crate::npy::encode_i64;
 use crate::{Batch, DataError, Dataset, EvalSet, Vectors};
-
-/// Writes `bytes` to `path` atomically: a temporary file in the same folder, flushed to disk,
-/// then renamed over `path`. A crash leaves either the old file or the new one, never a mix.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .ok_or_else(|| std::io::Error::other("path has no file name"))?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
 
 fn vectors_npy(v: &Vectors) -> Vec<u8> {
     encode_i64(&[v.len(), v.dim], v.data.iter().map(|&x| x as i64))

@@ -15,7 +15,6 @@ pub mod batch;
 mod error;
 pub mod export;
 pub mod npy;
-pub mod rng;
 pub mod tasks;
 pub mod vectors;
 
@@ -25,7 +24,7 @@ pub use modicl_config::{BatchLayout, ConfigError, OodCap, TaskConfig, TaskSource
 pub use tasks::TaskSets;
 pub use vectors::{label, Space, Vectors};
 
-use rng::{Domain, Rng};
+use modicl_core::rng::{Domain, Rng};
 
 /// The four evaluation sets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

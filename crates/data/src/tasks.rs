@@ -4,8 +4,8 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use modicl_config::{ConfigError, OodCap, TaskConfig, TaskSource};
+use modicl_core::rng::{Domain, Rng};
 
-use crate::rng::{Domain, Rng};
 use crate::vectors::{Space, Vectors};
 use crate::DataError;
 

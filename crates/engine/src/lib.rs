@@ -11,7 +11,6 @@
 //! another implementation of the same ops over the same buffers.
 
 pub mod adamw;
-pub mod bench;
 pub mod model;
 pub mod ops;
 pub mod params;

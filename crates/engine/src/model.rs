@@ -2,12 +2,16 @@
 //!
 //! Activations are token-major `[N = B·T, width]` buffers held in a [`Workspace`] allocated once
 //! per batch shape. q, k and v stay inside one `[N, 3d]` buffer; each attention head reads its
-//! columns through strides, so no permute is ever materialised.
+//! columns through strides, so no permute is ever materialised. Attention runs one sequence per
+//! rayon task: a task owns its sequence's rows of every buffer it writes.
 
 use rayon::prelude::*;
 
-use crate::ops::{self, gemm, gemm_ptr, Par, SendPtr, View};
-use crate::params::{self, Activation, ModelConfig, ParamLayout};
+use crate::ops::{
+    self, gemm, AttnDims, GemmDims, LinearDims, LnParams, LnSaved, Mode, Out, Par, RopeTable,
+    Rotation, View, Weight,
+};
+use crate::params::{self, ModelConfig, ParamLayout};
 use crate::record::Recorder;
 use crate::EngineError;
 
@@ -20,57 +24,78 @@ pub struct Model {
     freqs: Vec<f32>,
 }
 
-/// Activations of one block, kept for the backward pass.
+/// Activations of one block, kept for the backward pass. N = B·T rows, d = d_model,
+/// F = d_mlp, h = heads.
 #[derive(Debug)]
 struct BlockActs {
+    /// ln_1 output [N, d].
     ln1: Vec<f32>,
+    /// ln_1 mean and 1/std per row [N].
     ln1_mean: Vec<f32>,
     ln1_rstd: Vec<f32>,
-    /// q and k after RoPE, v.
+    /// q and k after RoPE, and v [N, 3d]: columns [0, d) q, [d, 2d) k, [2d, 3d) v; head j
+    /// holds columns j·d_head..(j+1)·d_head of each block.
     qkv: Vec<f32>,
     /// Softmax probabilities [B, h, T, T], zero above the diagonal.
     att: Vec<f32>,
-    /// Attention-weighted values [N, d] (heads concatenated).
+    /// Attention-weighted values [N, d] (heads concatenated), before `attn.o`.
     z: Vec<f32>,
+    /// `attn.o` output [N, d].
     attn_out: Vec<f32>,
+    /// Residual stream between attention and MLP [N, d].
     mid: Vec<f32>,
+    /// ln_2 output [N, d], mean and 1/std [N].
     ln2: Vec<f32>,
     ln2_mean: Vec<f32>,
     ln2_rstd: Vec<f32>,
+    /// MLP hidden layer before and after the activation [N, F].
     pre: Vec<f32>,
     post: Vec<f32>,
 }
 
-/// Every buffer a step needs, allocated once for a batch shape (B sequences, T input tokens).
+/// Every buffer a step needs, allocated once for a batch shape (B sequences, T input tokens)
+/// and a model configuration. N = B·T rows, d = d_model, F = d_mlp, V = vocab, h = heads.
 #[derive(Debug)]
 pub struct Workspace {
+    /// B.
     pub batch: usize,
+    /// T: input tokens per sequence.
     pub seq: usize,
-    /// The model shape the buffers were sized for.
-    shape: (usize, usize, usize, usize, usize),
-    cos: Vec<f32>,
-    sin: Vec<f32>,
-    /// `resid[l]` enters block l; `resid[L]` leaves the last block.
+    /// The configuration the buffers were sized for.
+    cfg: ModelConfig,
+    /// cos/sin of RoPE [T, d_head/2].
+    rope: RopeTable,
+    /// `resid[l]` [N, d] enters block l; `resid[L]` leaves the last block.
     resid: Vec<Vec<f32>>,
     blocks: Vec<BlockActs>,
+    /// ln_f output [N, d], mean and 1/std [N].
     lnf: Vec<f32>,
     lnf_mean: Vec<f32>,
     lnf_rstd: Vec<f32>,
-    /// [N, V].
+    /// Output logits [N, V].
     pub logits: Vec<f32>,
-    /// Input tokens [N] and, per scored position, (row, target token).
+    /// Input tokens [N].
     tokens: Vec<u32>,
+    /// Per scored position, in (sequence, shot) order: (row in 0..N, target token).
     targets: Vec<(usize, u32)>,
     /// Per scored position, in (sequence, shot) order: cross-entropy and argmax correctness.
     pub target_loss: Vec<f32>,
     pub target_correct: Vec<bool>,
+    /// Gradient of the residual stream [N, d] (entering the block being differentiated).
     g: Vec<f32>,
+    /// Gradient of the block's mid residual stream [N, d].
     gmid: Vec<f32>,
+    /// Gradient of a LayerNorm output [N, d].
     dln: Vec<f32>,
+    /// Gradient of q, k (after RoPE, then rotated back in place) and v [N, 3d].
     dqkv: Vec<f32>,
+    /// Gradient of z [N, d].
     dz: Vec<f32>,
+    /// Gradient of the MLP hidden layer [N, F].
     dmlp: Vec<f32>,
+    /// Gradient of the attention probabilities, then of the scores [B, h, T, T].
     datt: Vec<f32>,
+    /// Gradient of the logits [N, V]: nonzero only at the scored rows.
     dlogits: Vec<f32>,
 }
 
@@ -78,13 +103,11 @@ impl Workspace {
     pub fn new(cfg: &ModelConfig, batch: usize, seq: usize) -> Workspace {
         let (n, d, f, v, h) = (batch * seq, cfg.d_model, cfg.d_mlp(), cfg.vocab, cfg.heads);
         let z = |len: usize| vec![0f32; len];
-        let (cos, sin) = ops::rope_table(&params::rope_freqs(cfg), seq);
         Workspace {
             batch,
             seq,
-            shape: shape_of(cfg),
-            cos,
-            sin,
+            cfg: cfg.clone(),
+            rope: RopeTable::new(&params::rope_freqs(cfg), seq),
             resid: (0..=cfg.layers).map(|_| z(n * d)).collect(),
             blocks: (0..cfg.layers)
                 .map(|_| BlockActs {
@@ -121,11 +144,15 @@ impl Workspace {
             dlogits: z(n * v),
         }
     }
-}
 
-/// The parts of a model's shape that size a workspace.
-fn shape_of(c: &ModelConfig) -> (usize, usize, usize, usize, usize) {
-    (c.vocab, c.d_model, c.heads, c.layers, c.d_mlp())
+    fn attn_dims(&self) -> AttnDims {
+        AttnDims {
+            batch: self.batch,
+            seq: self.seq,
+            d_model: self.cfg.d_model,
+            heads: self.cfg.heads,
+        }
+    }
 }
 
 /// Loss of a forward pass.
@@ -199,11 +226,10 @@ impl Model {
     ) -> Result<Loss, EngineError> {
         let c = &self.cfg;
         let (b, t) = (ws.batch, ws.seq);
-        if ws.shape != shape_of(c) {
+        if ws.cfg != *c {
             return Err(EngineError::Shape(format!(
-                "workspace was built for (vocab, d_model, heads, layers, d_mlp) = {:?}, the model is {:?}",
-                ws.shape,
-                shape_of(c)
+                "workspace was built for the model {:?}, this model is {c:?}",
+                ws.cfg
             )));
         }
         if t == 0 {
@@ -235,9 +261,16 @@ impl Model {
                 "scored positions must be strictly increasing, got {positions:?}"
             )));
         }
-        let (n, d, f, v, h) = (b * t, c.d_model, c.d_mlp(), c.vocab, c.heads);
+        let (n, d, v) = (b * t, c.d_model, c.vocab);
+        let (dims, lin) = (ws.attn_dims(), Linears::new(c, n));
         let p = &self.params[..];
         let lay = &self.layout;
+        let w = |off: usize| Weight { params: p, off };
+        let ln = |w: usize, b: usize| LnParams {
+            w: &p[w..w + d],
+            b: &p[b..b + d],
+            eps: c.ln_eps,
+        };
 
         // Token embedding.
         ws.targets.clear();
@@ -267,15 +300,12 @@ impl Model {
                 &mut a.ln1_mean,
                 &mut a.ln1_rstd,
                 x,
-                &p[off.ln1_w..off.ln1_w + d],
-                &p[off.ln1_b..off.ln1_b + d],
-                d,
-                c.ln_eps,
+                ln(off.ln1_w, off.ln1_b),
             );
-            ops::linear_fwd(&mut a.qkv, &a.ln1, p, off.qkv, n, d, 3 * d, false);
-            ops::rope(&mut a.qkv, d, h, t, &ws.cos, &ws.sin, false);
-            attention_fwd(&a.qkv, &mut a.att, &mut a.z, t, d, h);
-            ops::linear_fwd(&mut a.attn_out, &a.z, p, off.o, n, d, d, false);
+            ops::linear_fwd(&mut a.qkv, &a.ln1, w(off.qkv), lin.qkv, Mode::Overwrite);
+            ops::rope(&mut a.qkv, dims, &ws.rope, Rotation::Forward);
+            attention_fwd(&a.qkv, &mut a.att, &mut a.z, dims);
+            ops::linear_fwd(&mut a.attn_out, &a.z, w(off.o), lin.o, Mode::Overwrite);
             ops::add(&mut a.mid, x, &a.attn_out);
             // MLP.
             ops::layernorm_fwd(
@@ -283,35 +313,37 @@ impl Model {
                 &mut a.ln2_mean,
                 &mut a.ln2_rstd,
                 &a.mid,
-                &p[off.ln2_w..off.ln2_w + d],
-                &p[off.ln2_b..off.ln2_b + d],
-                d,
-                c.ln_eps,
+                ln(off.ln2_w, off.ln2_b),
             );
-            ops::linear_fwd(&mut a.pre, &a.ln2, p, off.fc, n, d, f, false);
-            ops::act_fwd(&mut a.post, &a.pre, c.act == Activation::GeluTanh);
+            ops::linear_fwd(&mut a.pre, &a.ln2, w(off.fc), lin.fc, Mode::Overwrite);
+            ops::act_fwd(&mut a.post, &a.pre, c.act);
             out.copy_from_slice(&a.mid);
-            ops::linear_fwd(out, &a.post, p, off.proj, n, f, d, true);
+            ops::linear_fwd(out, &a.post, w(off.proj), lin.proj, Mode::Accumulate);
         }
-        let last = &ws.resid[c.layers];
         ops::layernorm_fwd(
             &mut ws.lnf,
             &mut ws.lnf_mean,
             &mut ws.lnf_rstd,
-            last,
-            &p[lay.lnf_w..lay.lnf_w + d],
-            &p[lay.lnf_b..lay.lnf_b + d],
-            d,
-            c.ln_eps,
+            &ws.resid[c.layers],
+            ln(lay.lnf_w, lay.lnf_b),
         );
-        ops::linear_fwd(&mut ws.logits, &ws.lnf, p, lay.head, n, d, v, false);
+        ops::linear_fwd(
+            &mut ws.logits,
+            &ws.lnf,
+            w(lay.head),
+            lin.head,
+            Mode::Overwrite,
+        );
 
         // Cross-entropy and argmax at the scored positions.
         let logits = &ws.logits;
-        let scored: Vec<(f32, bool)> = ws
-            .targets
-            .par_iter()
-            .map(|&(row, tgt)| {
+        ws.target_loss.resize(ws.targets.len(), 0.0);
+        ws.target_correct.resize(ws.targets.len(), false);
+        ws.target_loss
+            .par_iter_mut()
+            .zip(ws.target_correct.par_iter_mut())
+            .zip(ws.targets.par_iter())
+            .for_each(|((loss, correct), &(row, tgt))| {
                 let z = &logits[row * v..(row + 1) * v];
                 let (mut best, mut arg) = (f32::NEG_INFINITY, 0);
                 for (i, &x) in z.iter().enumerate() {
@@ -321,14 +353,10 @@ impl Model {
                     }
                 }
                 let sum: f32 = z.iter().map(|&x| (x - best).exp()).sum();
-                (best + sum.ln() - z[tgt as usize], arg == tgt as usize)
-            })
-            .collect();
-        ws.target_loss.clear();
-        ws.target_correct.clear();
-        ws.target_loss.extend(scored.iter().map(|s| s.0));
-        ws.target_correct.extend(scored.iter().map(|s| s.1));
-        let count = scored.len();
+                *loss = best + sum.ln() - z[tgt as usize];
+                *correct = arg == tgt as usize;
+            });
+        let count = ws.targets.len();
         let total: f64 = ws.target_loss.iter().map(|&x| x as f64).sum();
         let loss = Loss {
             mean: if count == 0 {
@@ -350,17 +378,18 @@ impl Model {
     pub fn backward(&self, ws: &mut Workspace, grads: &mut [f32]) {
         let c = &self.cfg;
         let (b, t) = (ws.batch, ws.seq);
-        let (n, d, f, v, h) = (b * t, c.d_model, c.d_mlp(), c.vocab, c.heads);
+        let (n, d, v) = (b * t, c.d_model, c.vocab);
+        let (dims, lin) = (ws.attn_dims(), Linears::new(c, n));
         let p = &self.params[..];
         let lay = &self.layout;
+        let w = |off: usize| Weight { params: p, off };
         assert_eq!(
             grads.len(),
             lay.total,
             "gradient buffer has the parameter layout's length"
         );
-        assert_eq!(
-            ws.shape,
-            shape_of(c),
+        assert!(
+            ws.cfg == *c,
             "backward needs the workspace of this model's forward pass"
         );
         // Every gradient region is overwritten below, except the embedding when the head is
@@ -369,98 +398,71 @@ impl Model {
             grads[lay.wte..lay.wte + v * d].fill(0.0);
         }
 
-        // d loss / d logits: (softmax − onehot) / count at the scored rows, 0 elsewhere.
-        ws.dlogits.par_chunks_mut(1 << 14).for_each(|g| g.fill(0.0));
+        // d loss / d logits: (softmax − onehot) / count at the scored rows, 0 elsewhere. The
+        // scored rows of sequence s are rows s·T.. of the logits and entries s·k.. of `targets`.
+        let per_seq = ws.targets.len() / b.max(1);
         let inv = 1.0 / ws.targets.len().max(1) as f32;
-        let dl = SendPtr(ws.dlogits.as_mut_ptr());
-        let logits = &ws.logits;
-        ws.targets.par_iter().for_each(|&(row, tgt)| {
-            let z = &logits[row * v..(row + 1) * v];
-            let m = z.iter().fold(f32::NEG_INFINITY, |a, &x| a.max(x));
-            let s: f32 = z.iter().map(|&x| (x - m).exp()).sum();
-            // SAFETY: each scored row is distinct, so each task writes its own row.
-            let out = unsafe { std::slice::from_raw_parts_mut(dl.get().add(row * v), v) };
-            for (o, &x) in out.iter_mut().zip(z) {
-                *o = (x - m).exp() / s * inv;
-            }
-            out[tgt as usize] -= inv;
-        });
+        let (logits, targets) = (&ws.logits, &ws.targets);
+        ws.dlogits
+            .par_chunks_mut(t * v)
+            .enumerate()
+            .for_each(|(s, out)| {
+                out.fill(0.0);
+                for &(row, tgt) in &targets[s * per_seq..(s + 1) * per_seq] {
+                    let z = &logits[row * v..(row + 1) * v];
+                    let o = &mut out[(row - s * t) * v..(row - s * t + 1) * v];
+                    let m = z.iter().fold(f32::NEG_INFINITY, |a, &x| a.max(x));
+                    let sum: f32 = z.iter().map(|&x| (x - m).exp()).sum();
+                    for (o, &x) in o.iter_mut().zip(z) {
+                        *o = (x - m).exp() / sum * inv;
+                    }
+                    o[tgt as usize] -= inv;
+                }
+            });
         // Head and final LayerNorm.
         ops::linear_bwd(
             &mut ws.dln,
             grads,
             &ws.dlogits,
             &ws.lnf,
-            p,
-            lay.head,
-            n,
-            d,
-            v,
+            w(lay.head),
+            lin.head,
         );
-        {
-            let (gw, gb) = two(grads, lay.lnf_w, lay.lnf_b, d);
-            ops::layernorm_bwd(
-                &mut ws.g,
-                None,
-                gw,
-                gb,
-                &ws.dln,
-                &ws.resid[c.layers],
-                &p[lay.lnf_w..lay.lnf_w + d],
-                &ws.lnf_mean,
-                &ws.lnf_rstd,
-                d,
-            );
-        }
+        let saved = LnSaved {
+            x: &ws.resid[c.layers],
+            mean: &ws.lnf_mean,
+            rstd: &ws.lnf_rstd,
+        };
+        let lnf_w = &p[lay.lnf_w..lay.lnf_w + d];
+        let lnf_grads = ln_grads(grads, lay.lnf_w, lay.lnf_b, d);
+        ops::layernorm_bwd(&mut ws.g, None, lnf_grads, &ws.dln, lnf_w, saved);
         for (l, off) in lay.blocks.iter().enumerate().rev() {
             let a = &ws.blocks[l];
             // MLP: g is d resid_post.
-            ops::linear_bwd(&mut ws.dmlp, grads, &ws.g, &a.post, p, off.proj, n, f, d);
-            ops::act_bwd(&mut ws.dmlp, &a.pre, c.act == Activation::GeluTanh);
-            ops::linear_bwd(&mut ws.dln, grads, &ws.dmlp, &a.ln2, p, off.fc, n, d, f);
-            {
-                let (gw, gb) = two(grads, off.ln2_w, off.ln2_b, d);
-                ops::layernorm_bwd(
-                    &mut ws.gmid,
-                    Some(&ws.g),
-                    gw,
-                    gb,
-                    &ws.dln,
-                    &a.mid,
-                    &p[off.ln2_w..off.ln2_w + d],
-                    &a.ln2_mean,
-                    &a.ln2_rstd,
-                    d,
-                );
-            }
+            ops::linear_bwd(&mut ws.dmlp, grads, &ws.g, &a.post, w(off.proj), lin.proj);
+            ops::act_bwd(&mut ws.dmlp, &a.pre, c.act);
+            ops::linear_bwd(&mut ws.dln, grads, &ws.dmlp, &a.ln2, w(off.fc), lin.fc);
+            let saved = LnSaved {
+                x: &a.mid,
+                mean: &a.ln2_mean,
+                rstd: &a.ln2_rstd,
+            };
+            let ln2_grads = ln_grads(grads, off.ln2_w, off.ln2_b, d);
+            let ln2_w = &p[off.ln2_w..off.ln2_w + d];
+            ops::layernorm_bwd(&mut ws.gmid, Some(&ws.g), ln2_grads, &ws.dln, ln2_w, saved);
             // Attention: gmid is d resid_mid.
-            ops::linear_bwd(&mut ws.dz, grads, &ws.gmid, &a.z, p, off.o, n, d, d);
-            attention_bwd(&a.qkv, &a.att, &ws.dz, &mut ws.datt, &mut ws.dqkv, t, d, h);
-            ops::rope(&mut ws.dqkv, d, h, t, &ws.cos, &ws.sin, true);
-            ops::linear_bwd(
-                &mut ws.dln,
-                grads,
-                &ws.dqkv,
-                &a.ln1,
-                p,
-                off.qkv,
-                n,
-                d,
-                3 * d,
-            );
-            let (gw, gb) = two(grads, off.ln1_w, off.ln1_b, d);
-            ops::layernorm_bwd(
-                &mut ws.g,
-                Some(&ws.gmid),
-                gw,
-                gb,
-                &ws.dln,
-                &ws.resid[l],
-                &p[off.ln1_w..off.ln1_w + d],
-                &a.ln1_mean,
-                &a.ln1_rstd,
-                d,
-            );
+            ops::linear_bwd(&mut ws.dz, grads, &ws.gmid, &a.z, w(off.o), lin.o);
+            attention_bwd(&a.qkv, &a.att, &ws.dz, &mut ws.datt, &mut ws.dqkv, dims);
+            ops::rope(&mut ws.dqkv, dims, &ws.rope, Rotation::Inverse);
+            ops::linear_bwd(&mut ws.dln, grads, &ws.dqkv, &a.ln1, w(off.qkv), lin.qkv);
+            let saved = LnSaved {
+                x: &ws.resid[l],
+                mean: &a.ln1_mean,
+                rstd: &a.ln1_rstd,
+            };
+            let ln1_grads = ln_grads(grads, off.ln1_w, off.ln1_b, d);
+            let ln1_w = &p[off.ln1_w..off.ln1_w + d];
+            ops::layernorm_bwd(&mut ws.g, Some(&ws.gmid), ln1_grads, &ws.dln, ln1_w, saved);
         }
         // Embedding: scatter-add in row order (deterministic).
         let gw = &mut grads[lay.wte..lay.wte + v * d];
@@ -474,52 +476,115 @@ impl Model {
         }
     }
 
+    /// Copies the hooks the recorder asks for, under TransformerLens's names, shapes and
+    /// meanings (the list is in [`crate::record`]). Hooks the forward pass does not keep are
+    /// recomputed here with the forward pass's own kernels.
     fn record(&self, ws: &Workspace, rec: &mut Recorder) {
         let c = &self.cfg;
         let (b, t, d, h, f, v) = (ws.batch, ws.seq, c.d_model, c.heads, c.d_mlp(), c.vocab);
-        let dh = d / h;
-        for l in 0..c.layers {
+        let (n, dh) = (b * t, c.d_head());
+        let (dims, lin) = (ws.attn_dims(), Linears::new(c, n));
+        let p = &self.params[..];
+        // The columns [col, col + d) of every row of an [N, 3d] buffer: [B, T, h, d_head].
+        let columns = |qkv: &[f32], col: usize| -> Vec<f32> {
+            qkv.chunks_exact(3 * d)
+                .flat_map(|row| &row[col..col + d])
+                .copied()
+                .collect()
+        };
+        let scale = |rstd: &[f32]| -> Vec<f32> { rstd.iter().map(|r| 1.0 / r).collect() };
+        rec.put("hook_embed", &[b, t, d], || ws.resid[0].clone());
+        for (l, off) in self.layout.blocks.iter().enumerate() {
             let a = &ws.blocks[l];
             let pre = format!("blocks.{l}.");
-            rec.put(&format!("{pre}hook_resid_pre"), &[b, t, d], || {
-                ws.resid[l].clone()
-            });
-            for (i, name) in ["q", "k", "v"].iter().enumerate() {
-                rec.put(&format!("{pre}attn.hook_{name}"), &[b, h, t, dh], || {
-                    let mut out = Vec::with_capacity(b * t * d);
-                    for s in 0..b {
-                        for hh in 0..h {
-                            for tt in 0..t {
-                                let o = (s * t + tt) * 3 * d + i * d + hh * dh;
-                                out.extend_from_slice(&a.qkv[o..o + dh]);
-                            }
-                        }
-                    }
-                    out
+            let hook = |name: &str| format!("{pre}{name}");
+            rec.put(&hook("hook_resid_pre"), &[b, t, d], || ws.resid[l].clone());
+            rec.put(&hook("ln1.hook_scale"), &[b, t, 1], || scale(&a.ln1_rstd));
+            rec.put(&hook("ln1.hook_normalized"), &[b, t, d], || a.ln1.clone());
+            if rec.wants(&hook("attn.hook_q")) || rec.wants(&hook("attn.hook_k")) {
+                // q and k before RoPE: the forward pass rotated them in place.
+                let mut unrotated = vec![0f32; n * 3 * d];
+                let w = Weight {
+                    params: p,
+                    off: off.qkv,
+                };
+                ops::linear_fwd(&mut unrotated, &a.ln1, w, lin.qkv, Mode::Overwrite);
+                rec.put(&hook("attn.hook_q"), &[b, t, h, dh], || {
+                    columns(&unrotated, 0)
+                });
+                rec.put(&hook("attn.hook_k"), &[b, t, h, dh], || {
+                    columns(&unrotated, d)
                 });
             }
-            rec.put(&format!("{pre}attn.hook_pattern"), &[b, h, t, t], || {
-                a.att.clone()
+            rec.put(&hook("attn.hook_v"), &[b, t, h, dh], || {
+                columns(&a.qkv, 2 * d)
             });
-            rec.put(&format!("{pre}attn.hook_z"), &[b, t, h, dh], || a.z.clone());
-            rec.put(&format!("{pre}hook_attn_out"), &[b, t, d], || {
-                a.attn_out.clone()
+            rec.put(&hook("attn.hook_rot_q"), &[b, t, h, dh], || {
+                columns(&a.qkv, 0)
             });
-            rec.put(&format!("{pre}mlp.hook_pre"), &[b, t, f], || a.pre.clone());
-            rec.put(&format!("{pre}mlp.hook_post"), &[b, t, f], || {
-                a.post.clone()
+            rec.put(&hook("attn.hook_rot_k"), &[b, t, h, dh], || {
+                columns(&a.qkv, d)
             });
-            rec.put(&format!("{pre}hook_resid_post"), &[b, t, d], || {
+            rec.put(&hook("attn.hook_attn_scores"), &[b, h, t, t], || {
+                attention_scores(&a.qkv, dims)
+            });
+            rec.put(&hook("attn.hook_pattern"), &[b, h, t, t], || a.att.clone());
+            rec.put(&hook("attn.hook_z"), &[b, t, h, dh], || a.z.clone());
+            rec.put(&hook("hook_attn_out"), &[b, t, d], || a.attn_out.clone());
+            rec.put(&hook("hook_resid_mid"), &[b, t, d], || a.mid.clone());
+            rec.put(&hook("ln2.hook_scale"), &[b, t, 1], || scale(&a.ln2_rstd));
+            rec.put(&hook("ln2.hook_normalized"), &[b, t, d], || a.ln2.clone());
+            rec.put(&hook("mlp.hook_pre"), &[b, t, f], || a.pre.clone());
+            rec.put(&hook("mlp.hook_post"), &[b, t, f], || a.post.clone());
+            rec.put(&hook("hook_mlp_out"), &[b, t, d], || {
+                let mut out = vec![0f32; n * d];
+                let w = Weight {
+                    params: p,
+                    off: off.proj,
+                };
+                ops::linear_fwd(&mut out, &a.post, w, lin.proj, Mode::Overwrite);
+                out
+            });
+            rec.put(&hook("hook_resid_post"), &[b, t, d], || {
                 ws.resid[l + 1].clone()
             });
         }
+        rec.put("ln_final.hook_scale", &[b, t, 1], || scale(&ws.lnf_rstd));
         rec.put("ln_final.hook_normalized", &[b, t, d], || ws.lnf.clone());
         rec.put("logits", &[b, t, v], || ws.logits.clone());
     }
 }
 
+/// The sizes of the model's linear layers applied to N rows.
+struct Linears {
+    /// `attn.to_qkv`: d -> 3d.
+    qkv: LinearDims,
+    /// `attn.o`: d -> d.
+    o: LinearDims,
+    /// `mlp.c_fc`: d -> F.
+    fc: LinearDims,
+    /// `mlp.c_proj`: F -> d.
+    proj: LinearDims,
+    /// The output head: d -> V.
+    head: LinearDims,
+}
+
+impl Linears {
+    fn new(c: &ModelConfig, rows: usize) -> Linears {
+        let (d, f, v) = (c.d_model, c.d_mlp(), c.vocab);
+        let dims = |d_in, d_out| LinearDims { rows, d_in, d_out };
+        Linears {
+            qkv: dims(d, 3 * d),
+            o: dims(d, d),
+            fc: dims(d, f),
+            proj: dims(f, d),
+            head: dims(d, v),
+        }
+    }
+}
+
 /// The gradients of a LayerNorm's weight and bias, stored next to each other.
-fn two(g: &mut [f32], w: usize, b: usize, d: usize) -> (&mut [f32], &mut [f32]) {
+fn ln_grads(g: &mut [f32], w: usize, b: usize, d: usize) -> (&mut [f32], &mut [f32]) {
     assert_eq!(b, w + d, "LayerNorm bias follows its weight");
     g[w..w + 2 * d].split_at_mut(d)
 }
@@ -532,195 +597,252 @@ fn causal_blocks(t: usize) -> impl Iterator<Item = (usize, usize)> {
     (0..t).step_by(step).map(move |r0| (r0, (r0 + step).min(t)))
 }
 
-/// Causal attention of every (sequence, head): P = softmax(QKᵀ/√dh) masked, Z = P·V.
-fn attention_fwd(qkv: &[f32], att: &mut [f32], z: &mut [f32], t: usize, d: usize, h: usize) {
-    let dh = d / h;
+/// Unscaled scores q·kᵀ [T, T] of one head of one sequence, on and below the diagonal (the
+/// causal blocks; entries above them are left as they were). `qkv` holds the sequence's rows
+/// [T, 3d] after RoPE; `q` is the head's first q column.
+fn qk_scores(s: &mut [f32], qkv: &[f32], q: usize, dims: AttnDims) {
+    let (t, d) = (dims.seq, dims.d_model);
+    for (r0, r1) in causal_blocks(t) {
+        let q_rows = View {
+            data: qkv,
+            off: q + r0 * 3 * d,
+            rs: 3 * d,
+            cs: 1,
+        };
+        let k_cols = View {
+            data: qkv,
+            off: q + d,
+            rs: 1,
+            cs: 3 * d,
+        };
+        let dims = GemmDims {
+            m: r1 - r0,
+            n: r1,
+            k: dims.d_head(),
+        };
+        let out = Out {
+            data: s,
+            off: r0 * t,
+            ld: t,
+        };
+        gemm(dims, out, q_rows, k_cols, Mode::Overwrite, Par::Seq);
+    }
+}
+
+/// The scaled, masked scores of every (sequence, head) [B, h, T, T]: q·kᵀ/√d_head on and
+/// below the diagonal, −∞ above it (TransformerLens's `hook_attn_scores`).
+fn attention_scores(qkv: &[f32], dims: AttnDims) -> Vec<f32> {
+    let (t, d, h, dh) = (dims.seq, dims.d_model, dims.heads, dims.d_head());
     let scale = 1.0 / (dh as f32).sqrt();
-    let zp = SendPtr(z.as_mut_ptr());
-    att.par_chunks_mut(t * t).enumerate().for_each(|(bh, s)| {
-        let (seq, head) = (bh / h, bh % h);
-        let q = (seq * t) * 3 * d + head * dh;
-        for (r0, r1) in causal_blocks(t) {
-            let qv = View {
-                data: qkv,
-                off: q + r0 * 3 * d,
-                rs: 3 * d,
-                cs: 1,
-            };
-            gemm(
-                r1 - r0,
-                r1,
-                dh,
-                s,
-                r0 * t,
-                t,
-                qv,
-                View {
-                    data: qkv,
-                    off: q + d,
-                    rs: 1,
-                    cs: 3 * d,
-                },
-                false,
-                Par::Seq,
-            );
-        }
-        for i in 0..t {
-            let row = &mut s[i * t..(i + 1) * t];
-            let m = row[..=i].iter().fold(f32::NEG_INFINITY, |a, &x| a.max(x)) * scale;
-            let mut sum = 0.0;
-            for x in &mut row[..=i] {
-                *x = (*x * scale - m).exp();
-                sum += *x;
+    let mut out = vec![0f32; dims.batch * h * t * t];
+    out.par_chunks_mut(h * t * t)
+        .zip(qkv.par_chunks(t * 3 * d))
+        .for_each(|(scores, qkv)| {
+            for (head, s) in scores.chunks_exact_mut(t * t).enumerate() {
+                qk_scores(s, qkv, head * dh, dims);
+                for (i, row) in s.chunks_exact_mut(t).enumerate() {
+                    row[..=i].iter_mut().for_each(|x| *x *= scale);
+                    row[i + 1..].fill(f32::NEG_INFINITY);
+                }
             }
-            let inv = 1.0 / sum;
-            row[..=i].iter_mut().for_each(|x| *x *= inv);
-            row[i + 1..].fill(0.0);
-        }
-        for (r0, r1) in causal_blocks(t) {
-            // SAFETY: head `head` of sequence `seq` owns columns head·dh.. of rows seq·t.. of z.
-            unsafe {
-                gemm_ptr(
-                    r1 - r0,
-                    dh,
-                    r1,
-                    zp.get().add((seq * t + r0) * d + head * dh),
-                    d,
-                    View::rm(s, r0 * t, t),
-                    View {
+        });
+    out
+}
+
+/// Causal attention of every (sequence, head): P = softmax(QKᵀ/√dh) masked, Z = P·V. One
+/// rayon task per sequence writes that sequence's rows of `att` [B, h, T, T] and `z` [N, d].
+fn attention_fwd(qkv: &[f32], att: &mut [f32], z: &mut [f32], dims: AttnDims) {
+    let (t, d, h, dh) = (dims.seq, dims.d_model, dims.heads, dims.d_head());
+    assert!(
+        qkv.len() == dims.rows() * 3 * d
+            && att.len() == dims.batch * h * t * t
+            && z.len() == dims.rows() * d,
+        "attention_fwd: sizes"
+    );
+    let scale = 1.0 / (dh as f32).sqrt();
+    att.par_chunks_mut(h * t * t)
+        .zip(z.par_chunks_mut(t * d))
+        .zip(qkv.par_chunks(t * 3 * d))
+        .for_each(|((att, z), qkv)| {
+            for (head, s) in att.chunks_exact_mut(t * t).enumerate() {
+                let q = head * dh;
+                qk_scores(s, qkv, q, dims);
+                for (i, row) in s.chunks_exact_mut(t).enumerate() {
+                    let m = row[..=i].iter().fold(f32::NEG_INFINITY, |a, &x| a.max(x)) * scale;
+                    let mut sum = 0.0;
+                    for x in &mut row[..=i] {
+                        *x = (*x * scale - m).exp();
+                        sum += *x;
+                    }
+                    let inv = 1.0 / sum;
+                    row[..=i].iter_mut().for_each(|x| *x *= inv);
+                    row[i + 1..].fill(0.0);
+                }
+                for (r0, r1) in causal_blocks(t) {
+                    // Z rows r0..r1, this head's columns = P[r0..r1, 0..r1]·V[0..r1].
+                    let v = View {
                         data: qkv,
                         off: q + 2 * d,
                         rs: 3 * d,
                         cs: 1,
-                    },
-                    false,
-                    Par::Seq,
-                );
+                    };
+                    let out = Out {
+                        data: z,
+                        off: r0 * d + q,
+                        ld: d,
+                    };
+                    let dims = GemmDims {
+                        m: r1 - r0,
+                        n: dh,
+                        k: r1,
+                    };
+                    gemm(
+                        dims,
+                        out,
+                        View::rm(s, r0 * t, t),
+                        v,
+                        Mode::Overwrite,
+                        Par::Seq,
+                    );
+                }
             }
-        }
-    });
+        });
 }
 
-/// Backward of [`attention_fwd`]: from dZ, the gradients of q, k (after RoPE) and v into dqkv.
-#[allow(clippy::too_many_arguments)]
+/// Backward of [`attention_fwd`]: from dZ [N, d], the gradients of q, k (after RoPE) and v
+/// into dqkv [N, 3d], through dP and dS in `datt` [B, h, T, T]. One rayon task per sequence.
 fn attention_bwd(
     qkv: &[f32],
     att: &[f32],
     dz: &[f32],
     datt: &mut [f32],
     dqkv: &mut [f32],
-    t: usize,
-    d: usize,
-    h: usize,
+    dims: AttnDims,
 ) {
-    let dh = d / h;
+    let (t, d, h, dh) = (dims.seq, dims.d_model, dims.heads, dims.d_head());
+    assert!(
+        qkv.len() == dims.rows() * 3 * d
+            && dqkv.len() == qkv.len()
+            && att.len() == dims.batch * h * t * t
+            && datt.len() == att.len()
+            && dz.len() == dims.rows() * d,
+        "attention_bwd: sizes"
+    );
     let scale = 1.0 / (dh as f32).sqrt();
-    let dp = SendPtr(dqkv.as_mut_ptr());
-    datt.par_chunks_mut(t * t).enumerate().for_each(|(bh, ds)| {
-        let (seq, head) = (bh / h, bh % h);
-        let q = (seq * t) * 3 * d + head * dh;
-        let zo = seq * t * d + head * dh;
-        let p = &att[bh * t * t..(bh + 1) * t * t];
-        // dP = dZ·Vᵀ on the causal blocks.
-        for (r0, r1) in causal_blocks(t) {
-            gemm(
-                r1 - r0,
-                r1,
-                dh,
-                ds,
-                r0 * t,
-                t,
-                View {
+    datt.par_chunks_mut(h * t * t)
+        .zip(dqkv.par_chunks_mut(t * 3 * d))
+        .zip(
+            att.par_chunks(h * t * t)
+                .zip(dz.par_chunks(t * d).zip(qkv.par_chunks(t * 3 * d))),
+        )
+        .for_each(|((datt, dqkv), (att, (dz, qkv)))| {
+            for (head, ds) in datt.chunks_exact_mut(t * t).enumerate() {
+                let q = head * dh;
+                let p = &att[head * t * t..(head + 1) * t * t];
+                // This head's columns of the sequence's rows: dZ, and q, k, v of qkv.
+                let dz_rows = |r0: usize| View {
                     data: dz,
-                    off: zo + r0 * d,
+                    off: q + r0 * d,
                     rs: d,
                     cs: 1,
-                },
-                View {
+                };
+                let qkv_rows = |col: usize, r0: usize| View {
                     data: qkv,
-                    off: q + 2 * d,
-                    rs: 1,
-                    cs: 3 * d,
-                },
-                false,
-                Par::Seq,
-            );
-        }
-        // dS = P ⊙ (dP − rowsum(P ⊙ dP)) · scale; zero above the diagonal.
-        for i in 0..t {
-            let (pr, dr) = (&p[i * t..(i + 1) * t], &mut ds[i * t..(i + 1) * t]);
-            let dot: f32 = pr[..=i].iter().zip(&dr[..=i]).map(|(a, b)| a * b).sum();
-            for j in 0..=i {
-                dr[j] = pr[j] * (dr[j] - dot) * scale;
-            }
-            dr[i + 1..].fill(0.0);
-        }
-        // SAFETY: this (sequence, head) owns its q, k, v columns of rows seq·t.. of dqkv.
-        unsafe {
-            let base = dp.get().add(q);
-            for (r0, r1) in causal_blocks(t) {
-                // dQ rows r0..r1 = dS[r0..r1, 0..r1]·K[0..r1].
-                gemm_ptr(
-                    r1 - r0,
-                    dh,
-                    r1,
-                    base.add(r0 * 3 * d),
-                    3 * d,
-                    View::rm(ds, r0 * t, t),
-                    View {
+                    off: q + col + r0 * 3 * d,
+                    rs: 3 * d,
+                    cs: 1,
+                };
+                // dP = dZ·Vᵀ on the causal blocks.
+                for (r0, r1) in causal_blocks(t) {
+                    let v_cols = View {
                         data: qkv,
-                        off: q + d,
-                        rs: 3 * d,
-                        cs: 1,
-                    },
-                    false,
-                    Par::Seq,
-                );
-                // dV rows r0..r1 = P[r0..t, r0..r1]ᵀ·dZ[r0..t]; dK likewise from dS and Q.
-                let (a_off, k) = (r0 * t + r0, t - r0);
-                gemm_ptr(
-                    r1 - r0,
-                    dh,
-                    k,
-                    base.add(r0 * 3 * d + 2 * d),
-                    3 * d,
-                    View {
-                        data: p,
-                        off: a_off,
+                        off: q + 2 * d,
                         rs: 1,
-                        cs: t,
-                    },
-                    View {
-                        data: dz,
-                        off: zo + r0 * d,
-                        rs: d,
-                        cs: 1,
-                    },
-                    false,
-                    Par::Seq,
-                );
-                gemm_ptr(
-                    r1 - r0,
-                    dh,
-                    k,
-                    base.add(r0 * 3 * d + d),
-                    3 * d,
-                    View {
-                        data: ds,
-                        off: a_off,
-                        rs: 1,
-                        cs: t,
-                    },
-                    View {
-                        data: qkv,
-                        off: q + r0 * 3 * d,
-                        rs: 3 * d,
-                        cs: 1,
-                    },
-                    false,
-                    Par::Seq,
-                );
+                        cs: 3 * d,
+                    };
+                    let dims = GemmDims {
+                        m: r1 - r0,
+                        n: r1,
+                        k: dh,
+                    };
+                    let out = Out {
+                        data: &mut *ds,
+                        off: r0 * t,
+                        ld: t,
+                    };
+                    gemm(dims, out, dz_rows(r0), v_cols, Mode::Overwrite, Par::Seq);
+                }
+                // dS = P ⊙ (dP − rowsum(P ⊙ dP)) · scale; zero above the diagonal.
+                for i in 0..t {
+                    let (pr, dr) = (&p[i * t..(i + 1) * t], &mut ds[i * t..(i + 1) * t]);
+                    let dot: f32 = pr[..=i].iter().zip(&dr[..=i]).map(|(a, b)| a * b).sum();
+                    for j in 0..=i {
+                        dr[j] = pr[j] * (dr[j] - dot) * scale;
+                    }
+                    dr[i + 1..].fill(0.0);
+                }
+                let ds = &*ds;
+                for (r0, r1) in causal_blocks(t) {
+                    // Rows r0..r1 of this head's q (col 0), k (col d) or v (col 2d) gradient.
+                    let rows = r0 * 3 * d + q;
+                    // dQ rows r0..r1 = dS[r0..r1, 0..r1]·K[0..r1].
+                    let dims = GemmDims {
+                        m: r1 - r0,
+                        n: dh,
+                        k: r1,
+                    };
+                    let a = View::rm(ds, r0 * t, t);
+                    gemm(
+                        dims,
+                        qkv_out(dqkv, rows, d),
+                        a,
+                        qkv_rows(d, 0),
+                        Mode::Overwrite,
+                        Par::Seq,
+                    );
+                    // dV rows r0..r1 = P[r0..t, r0..r1]ᵀ·dZ[r0..t]; dK likewise from dS and Q.
+                    let dims = GemmDims {
+                        m: r1 - r0,
+                        n: dh,
+                        k: t - r0,
+                    };
+                    let (pt, dst) = (lower_transposed(p, r0, t), lower_transposed(ds, r0, t));
+                    gemm(
+                        dims,
+                        qkv_out(dqkv, rows + 2 * d, d),
+                        pt,
+                        dz_rows(r0),
+                        Mode::Overwrite,
+                        Par::Seq,
+                    );
+                    gemm(
+                        dims,
+                        qkv_out(dqkv, rows + d, d),
+                        dst,
+                        qkv_rows(0, r0),
+                        Mode::Overwrite,
+                        Par::Seq,
+                    );
+                }
             }
-        }
-    });
+        });
+}
+
+/// The transpose of the block [r0..t, r0..] of a row-major [T, T] matrix.
+fn lower_transposed(m: &[f32], r0: usize, t: usize) -> View<'_> {
+    View {
+        data: m,
+        off: r0 * t + r0,
+        rs: 1,
+        cs: t,
+    }
+}
+
+/// Rows of an [N, 3d] buffer, from the element at `off` on.
+fn qkv_out(data: &mut [f32], off: usize, d: usize) -> Out<'_> {
+    Out {
+        data,
+        off,
+        ld: 3 * d,
+    }
 }

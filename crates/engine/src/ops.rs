@@ -1,19 +1,30 @@
-//! The kernels: a strided matrix product on `gemm`, LayerNorm, rotary embedding, activations.
-//! Row-parallel loops use rayon with fixed chunking, so results do not depend on scheduling.
+//! The kernels: a strided matrix product on `gemm`, bias-free linear layers, LayerNorm, rotary
+//! embedding, activations.
+//!
+//! Every function here is safe to call with any arguments: sizes are checked (a mismatch
+//! panics, as slice indexing does) and no two threads ever write the same element. Dimensions
+//! are passed in small named structs ([`GemmDims`], [`LinearDims`], [`AttnDims`]) so that two
+//! sizes cannot be swapped silently. Row-parallel loops use rayon with fixed chunking, so
+//! results do not depend on scheduling or on the number of threads.
 
 use rayon::prelude::*;
 
-/// A read-only strided matrix view: element (i, j) is `data[off + i·rs + j·cs]`.
+use crate::params::Activation;
+
+/// A read-only strided matrix view: element (i, j) is `data[off + i·rs + j·cs]`. The extent
+/// comes from the product that reads it ([`GemmDims`]), which checks it against `data`.
 #[derive(Clone, Copy)]
 pub struct View<'a> {
     pub data: &'a [f32],
     pub off: usize,
+    /// Row stride.
     pub rs: usize,
+    /// Column stride.
     pub cs: usize,
 }
 
 impl<'a> View<'a> {
-    /// Row-major `rows × cols` starting at `off` with row stride `ld`.
+    /// A row-major matrix starting at `off` with row stride `ld`.
     pub fn rm(data: &'a [f32], off: usize, ld: usize) -> Self {
         View {
             data,
@@ -22,7 +33,7 @@ impl<'a> View<'a> {
             cs: 1,
         }
     }
-    /// The transpose of a row-major matrix with row stride `ld`.
+    /// The transpose of a row-major matrix that starts at `off` with row stride `ld`.
     pub fn tr(data: &'a [f32], off: usize, ld: usize) -> Self {
         View {
             data,
@@ -31,183 +42,203 @@ impl<'a> View<'a> {
             cs: ld,
         }
     }
-    fn last(&self, rows: usize, cols: usize) -> usize {
-        self.off + (rows - 1) * self.rs + (cols - 1) * self.cs
+    /// Index of element (rows − 1, cols − 1), the largest one read (strides are non-negative),
+    /// or `None` on overflow. `rows` and `cols` are at least 1.
+    fn last(&self, rows: usize, cols: usize) -> Option<usize> {
+        (rows - 1)
+            .checked_mul(self.rs)?
+            .checked_add((cols - 1).checked_mul(self.cs)?)?
+            .checked_add(self.off)
     }
 }
 
+/// The destination of a product: row-major rows of stride `ld` starting at `off` in `data`.
+pub struct Out<'a> {
+    pub data: &'a mut [f32],
+    pub off: usize,
+    pub ld: usize,
+}
+
+impl<'a> Out<'a> {
+    /// The whole of `data`, row-major with row stride `ld`.
+    pub fn rm(data: &'a mut [f32], ld: usize) -> Self {
+        Out { data, off: 0, ld }
+    }
+}
+
+/// The sizes of a product C[m×n] = A[m×k]·B[k×n].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GemmDims {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+}
+
+/// Whether a product overwrites its destination or adds to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Overwrite,
+    Accumulate,
+}
+
 /// How many threads a product may use.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Par {
+    /// The calling thread only (for products inside a parallel loop).
     Seq,
+    /// Every thread of the current rayon pool.
     All,
 }
 
-/// C[m×n] (row stride `ldc`, at `c_off`) = A[m×k]·B[k×n], or += when `acc`.
-#[allow(clippy::too_many_arguments)]
+/// C = A·B (or C += A·B), C an m×n block of `c`.
 ///
-/// # Safety of the call
-/// Bounds are checked here for every operand; `c` may be shared between disjoint callers only
-/// through [`gemm_ptr`].
-pub fn gemm(
-    m: usize,
-    n: usize,
-    k: usize,
-    c: &mut [f32],
-    c_off: usize,
-    ldc: usize,
-    a: View,
-    b: View,
-    acc: bool,
-    par: Par,
-) {
+/// Panics when any operand extends past its slice, or when C's rows overlap (`ld < n` with
+/// more than one row): overlapping rows would let the parallel product write one element from
+/// two threads.
+pub fn gemm(dims: GemmDims, c: Out<'_>, a: View<'_>, b: View<'_>, mode: Mode, par: Par) {
+    let GemmDims { m, n, k } = dims;
     if m == 0 || n == 0 {
         return;
     }
     assert!(
-        c_off + (m - 1) * ldc + n <= c.len(),
+        m == 1 || c.ld >= n,
+        "gemm: C rows overlap (ld {} < n {n})",
+        c.ld
+    );
+    let c_end = (m - 1)
+        .checked_mul(c.ld)
+        .and_then(|x| x.checked_add(c.off))
+        .and_then(|x| x.checked_add(n));
+    assert!(
+        c_end.is_some_and(|e| e <= c.data.len()),
         "gemm: C out of bounds"
     );
-    // SAFETY: bounds checked just above; `c` is borrowed mutably.
-    unsafe { gemm_ptr(m, n, k, c.as_mut_ptr().add(c_off), ldc, a, b, acc, par) }
-}
-
-/// [`gemm`] into a raw destination, for kernels that write disjoint blocks of one buffer from
-/// several threads.
-///
-/// # Safety
-/// `c` must be valid for writes of the m×n block with row stride `ldc`, and no other thread may
-/// touch that block during the call.
-#[allow(clippy::too_many_arguments)]
-pub unsafe fn gemm_ptr(
-    m: usize,
-    n: usize,
-    k: usize,
-    c: *mut f32,
-    ldc: usize,
-    a: View,
-    b: View,
-    acc: bool,
-    par: Par,
-) {
-    if m == 0 || n == 0 {
-        return;
-    }
     if k == 0 {
-        if !acc {
+        if mode == Mode::Overwrite {
             for i in 0..m {
-                std::ptr::write_bytes(c.add(i * ldc), 0, n);
+                let row = c.off + i * c.ld;
+                c.data[row..row + n].fill(0.0);
             }
         }
         return;
     }
-    assert!(a.last(m, k) < a.data.len(), "gemm: A out of bounds");
-    assert!(b.last(k, n) < b.data.len(), "gemm: B out of bounds");
+    assert!(
+        a.last(m, k).is_some_and(|i| i < a.data.len()),
+        "gemm: A out of bounds"
+    );
+    assert!(
+        b.last(k, n).is_some_and(|i| i < b.data.len()),
+        "gemm: B out of bounds"
+    );
     let parallelism = match par {
         Par::Seq => gemm::Parallelism::None,
         Par::All => gemm::Parallelism::Rayon(rayon::current_num_threads()),
     };
-    gemm::gemm(
-        m,
-        n,
-        k,
-        c,
-        1,
-        ldc as isize,
-        acc,
-        a.data.as_ptr().add(a.off),
-        a.cs as isize,
-        a.rs as isize,
-        b.data.as_ptr().add(b.off),
-        b.cs as isize,
-        b.rs as isize,
-        1.0f32,
-        1.0f32,
-        false,
-        false,
-        false,
-        parallelism,
-    );
+    // SAFETY:
+    // - bounds: C's elements are c.off + i·ld + j for i < m, j < n, all below c.data.len()
+    //   (checked above); A's and B's largest read indices are a.last(m, k) and b.last(k, n),
+    //   their smallest a.off and b.off, all inside their slices (checked above, strides are
+    //   non-negative, no overflow);
+    // - disjointness: `c.data` is borrowed mutably for the call, so nothing else reads or
+    //   writes it, and A and B (shared borrows) cannot alias it; with ld ≥ n (or one row) the
+    //   m×n elements of C are distinct, so the gemm crate's threads, which split C into
+    //   disjoint tiles, never write one element twice.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.data.as_mut_ptr().add(c.off),
+            1,
+            c.ld as isize,
+            mode == Mode::Accumulate,
+            a.data.as_ptr().add(a.off),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr().add(b.off),
+            b.cs as isize,
+            b.rs as isize,
+            1.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
 }
 
-/// A bias-free linear layer, PyTorch's layout: y[n×out] = x[n×in]·Wᵀ with W [out×in] at
-/// `w_off` in `w`; `acc` adds to y instead of overwriting it.
-#[allow(clippy::too_many_arguments)]
-pub fn linear_fwd(
-    y: &mut [f32],
-    x: &[f32],
-    w: &[f32],
-    w_off: usize,
-    n: usize,
-    d_in: usize,
-    d_out: usize,
-    acc: bool,
-) {
+/// The sizes of a bias-free linear layer applied to `rows` vectors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinearDims {
+    pub rows: usize,
+    pub d_in: usize,
+    pub d_out: usize,
+}
+
+/// A weight matrix W [d_out × d_in] (PyTorch's layout) at `off` in the flat parameter buffer.
+#[derive(Clone, Copy)]
+pub struct Weight<'a> {
+    pub params: &'a [f32],
+    pub off: usize,
+}
+
+/// y [rows × d_out] = x [rows × d_in] · Wᵀ, or y += x · Wᵀ.
+pub fn linear_fwd(y: &mut [f32], x: &[f32], w: Weight<'_>, dims: LinearDims, mode: Mode) {
+    let LinearDims { rows, d_in, d_out } = dims;
     gemm(
-        n,
-        d_out,
-        d_in,
-        y,
-        0,
-        d_out,
+        GemmDims {
+            m: rows,
+            n: d_out,
+            k: d_in,
+        },
+        Out::rm(y, d_out),
         View::rm(x, 0, d_in),
-        View::tr(w, w_off, d_in),
-        acc,
+        View::tr(w.params, w.off, d_in),
+        mode,
         Par::All,
     );
 }
 
-/// Backward of [`linear_fwd`]: dW = dyᵀ·x written into `dw` at `w_off`, and dx = dy·W.
-#[allow(clippy::too_many_arguments)]
+/// Backward of [`linear_fwd`]: dW = dyᵀ·x, written into `grads` at the weight's offset (the
+/// gradient buffer shares the parameter layout), and dx = dy·W.
 pub fn linear_bwd(
     dx: &mut [f32],
-    dw: &mut [f32],
+    grads: &mut [f32],
     dy: &[f32],
     x: &[f32],
-    w: &[f32],
-    w_off: usize,
-    n: usize,
-    d_in: usize,
-    d_out: usize,
+    w: Weight<'_>,
+    dims: LinearDims,
 ) {
+    let LinearDims { rows, d_in, d_out } = dims;
     gemm(
-        d_out,
-        d_in,
-        n,
-        dw,
-        w_off,
-        d_in,
+        GemmDims {
+            m: d_out,
+            n: d_in,
+            k: rows,
+        },
+        Out {
+            data: grads,
+            off: w.off,
+            ld: d_in,
+        },
         View::tr(dy, 0, d_out),
         View::rm(x, 0, d_in),
-        false,
+        Mode::Overwrite,
         Par::All,
     );
     gemm(
-        n,
-        d_in,
-        d_out,
-        dx,
-        0,
-        d_in,
+        GemmDims {
+            m: rows,
+            n: d_in,
+            k: d_out,
+        },
+        Out::rm(dx, d_in),
         View::rm(dy, 0, d_out),
-        View::rm(w, w_off, d_in),
-        false,
+        View::rm(w.params, w.off, d_in),
+        Mode::Overwrite,
         Par::All,
     );
-}
-
-/// A pointer that may be sent to rayon workers writing disjoint parts of one buffer.
-#[derive(Clone, Copy)]
-pub struct SendPtr(pub *mut f32);
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
-
-impl SendPtr {
-    /// The pointer (a method, so closures capture the whole `Send` wrapper).
-    #[inline]
-    pub fn get(self) -> *mut f32 {
-        self.0
-    }
 }
 
 /// Rows per parallel chunk for row-wise kernels.
@@ -215,19 +246,39 @@ fn chunk_rows(n: usize) -> usize {
     (n / (4 * rayon::current_num_threads().max(1))).clamp(1, 256)
 }
 
-#[allow(clippy::too_many_arguments)]
-/// LayerNorm over rows of width `d`: y = (x − mean)·rstd·w + b; saves mean and rstd per row.
+/// A LayerNorm's parameters: weight and bias `[d]`, and epsilon.
+#[derive(Clone, Copy)]
+pub struct LnParams<'a> {
+    pub w: &'a [f32],
+    pub b: &'a [f32],
+    pub eps: f32,
+}
+
+/// What a LayerNorm's forward pass keeps for its backward pass: its input [rows, d] and the
+/// mean and 1/std of each row `[rows]`.
+#[derive(Clone, Copy)]
+pub struct LnSaved<'a> {
+    pub x: &'a [f32],
+    pub mean: &'a [f32],
+    pub rstd: &'a [f32],
+}
+
+/// LayerNorm over rows of width d = `ln.w.len()`: y = (x − mean)·rstd·w + b, with
+/// rstd = 1/√(var + eps) (biased variance); saves mean and rstd of each row.
 pub fn layernorm_fwd(
     y: &mut [f32],
     mean: &mut [f32],
     rstd: &mut [f32],
     x: &[f32],
-    w: &[f32],
-    b: &[f32],
-    d: usize,
-    eps: f32,
+    ln: LnParams<'_>,
 ) {
-    let rows = chunk_rows(x.len() / d);
+    let d = ln.w.len();
+    assert!(
+        ln.b.len() == d && d > 0 && x.len() == y.len() && x.len() == d * mean.len(),
+        "layernorm_fwd: sizes"
+    );
+    assert_eq!(mean.len(), rstd.len(), "layernorm_fwd: sizes");
+    let rows = chunk_rows(mean.len());
     y.par_chunks_mut(rows * d)
         .zip(x.par_chunks(rows * d))
         .zip(mean.par_chunks_mut(rows).zip(rstd.par_chunks_mut(rows)))
@@ -235,9 +286,9 @@ pub fn layernorm_fwd(
             for (r, (yr, xr)) in y.chunks_exact_mut(d).zip(x.chunks_exact(d)).enumerate() {
                 let mu = xr.iter().sum::<f32>() / d as f32;
                 let var = xr.iter().map(|v| (v - mu) * (v - mu)).sum::<f32>() / d as f32;
-                let rs = 1.0 / (var + eps).sqrt();
+                let rs = 1.0 / (var + ln.eps).sqrt();
                 for i in 0..d {
-                    yr[i] = (xr[i] - mu) * rs * w[i] + b[i];
+                    yr[i] = (xr[i] - mu) * rs * ln.w[i] + ln.b[i];
                 }
                 mean[r] = mu;
                 rstd[r] = rs;
@@ -245,23 +296,31 @@ pub fn layernorm_fwd(
         });
 }
 
-/// LayerNorm backward: dx = residual + (d loss / d x) when a residual gradient is given (the
-/// skip connection's share, fused here to save a pass), else dx = d loss / d x; dw and db are
-/// overwritten.
-#[allow(clippy::too_many_arguments)]
+/// LayerNorm backward. dx = residual + ∂loss/∂x when a residual gradient is given (the skip
+/// connection's share, fused here to save a pass), else dx = ∂loss/∂x. The weight and bias
+/// gradients `[d]` are overwritten in `dw` and `db`.
 pub fn layernorm_bwd(
     dx: &mut [f32],
     residual: Option<&[f32]>,
-    dw: &mut [f32],
-    db: &mut [f32],
+    (dw, db): (&mut [f32], &mut [f32]),
     dy: &[f32],
-    x: &[f32],
     w: &[f32],
-    mean: &[f32],
-    rstd: &[f32],
-    d: usize,
+    saved: LnSaved<'_>,
 ) {
-    let rows = chunk_rows(x.len() / d);
+    let LnSaved { x, mean, rstd } = saved;
+    let d = w.len();
+    assert!(
+        d > 0
+            && dw.len() == d
+            && db.len() == d
+            && x.len() == d * mean.len()
+            && rstd.len() == mean.len()
+            && dx.len() == x.len()
+            && dy.len() == x.len()
+            && residual.is_none_or(|g| g.len() == x.len()),
+        "layernorm_bwd: sizes"
+    );
+    let rows = chunk_rows(mean.len());
     dx.par_chunks_mut(rows * d)
         .zip(dy.par_chunks(rows * d).zip(x.par_chunks(rows * d)))
         .zip(mean.par_chunks(rows).zip(rstd.par_chunks(rows)))
@@ -312,48 +371,91 @@ pub fn layernorm_bwd(
         });
 }
 
-/// cos and sin of t·f_i for t < seq, i < d_head/2 (computed in f64 from the f32 frequencies).
-pub fn rope_table(freqs: &[f32], seq: usize) -> (Vec<f32>, Vec<f32>) {
-    let mut cos = Vec::with_capacity(seq * freqs.len());
-    let mut sin = Vec::with_capacity(seq * freqs.len());
-    for t in 0..seq {
-        for &f in freqs {
-            let a = t as f64 * f as f64;
-            cos.push(a.cos() as f32);
-            sin.push(a.sin() as f32);
-        }
-    }
-    (cos, sin)
+/// The sizes of causal self-attention over a batch: `batch` sequences of `seq` positions,
+/// width `d_model` split into `heads` heads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttnDims {
+    pub batch: usize,
+    pub seq: usize,
+    pub d_model: usize,
+    pub heads: usize,
 }
 
-/// Rotates interleaved pairs (2i, 2i+1) of every head of q and k in place, in a [N, 3d] qkv
-/// buffer whose row n is position n mod seq. `inverse` applies the transpose (for gradients).
-#[allow(clippy::too_many_arguments)]
-pub fn rope(
-    qkv: &mut [f32],
-    d: usize,
-    heads: usize,
-    seq: usize,
-    cos: &[f32],
-    sin: &[f32],
-    inverse: bool,
-) {
-    let dh = d / heads;
+impl AttnDims {
+    pub fn d_head(&self) -> usize {
+        self.d_model / self.heads
+    }
+    /// Token rows N = batch · seq.
+    pub fn rows(&self) -> usize {
+        self.batch * self.seq
+    }
+}
+
+/// cos and sin of t·f_i for positions t < seq and frequencies f_i, i < d_head/2, each
+/// [seq, d_head/2], computed in f64 from the f32 frequencies.
+#[derive(Clone, Debug)]
+pub struct RopeTable {
+    pub seq: usize,
+    pub half: usize,
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+}
+
+impl RopeTable {
+    pub fn new(freqs: &[f32], seq: usize) -> RopeTable {
+        let mut cos = Vec::with_capacity(seq * freqs.len());
+        let mut sin = Vec::with_capacity(seq * freqs.len());
+        for t in 0..seq {
+            for &f in freqs {
+                let a = t as f64 * f as f64;
+                cos.push(a.cos() as f32);
+                sin.push(a.sin() as f32);
+            }
+        }
+        RopeTable {
+            seq,
+            half: freqs.len(),
+            cos,
+            sin,
+        }
+    }
+}
+
+/// Which way [`rope`] turns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rotation {
+    /// By +t·f_i: the forward pass.
+    Forward,
+    /// By −t·f_i, the transpose: gradients.
+    Inverse,
+}
+
+/// Rotates interleaved pairs (2i, 2i+1) of every head of q and k in place, in a `[N, 3d]` qkv
+/// buffer (q, k, v column blocks; row n is position n mod seq); v is untouched.
+pub fn rope(qkv: &mut [f32], dims: AttnDims, table: &RopeTable, rot: Rotation) {
+    let (d, dh) = (dims.d_model, dims.d_head());
     let half = dh / 2;
-    let rows = chunk_rows(qkv.len() / (3 * d));
+    assert!(
+        qkv.len() == dims.rows() * 3 * d && table.seq == dims.seq && table.half == half,
+        "rope: sizes"
+    );
+    let rows = chunk_rows(dims.rows());
     qkv.par_chunks_mut(rows * 3 * d)
         .enumerate()
         .for_each(|(c, block)| {
             for (r, row) in block.chunks_exact_mut(3 * d).enumerate() {
-                let t = (c * rows + r) % seq;
+                let t = (c * rows + r) % dims.seq;
                 let (cs, sn) = (
-                    &cos[t * half..(t + 1) * half],
-                    &sin[t * half..(t + 1) * half],
+                    &table.cos[t * half..(t + 1) * half],
+                    &table.sin[t * half..(t + 1) * half],
                 );
                 for part in row[..2 * d].chunks_exact_mut(dh) {
                     for i in 0..half {
                         let (a, b) = (part[2 * i], part[2 * i + 1]);
-                        let s = if inverse { -sn[i] } else { sn[i] };
+                        let s = match rot {
+                            Rotation::Forward => sn[i],
+                            Rotation::Inverse => -sn[i],
+                        };
                         part[2 * i] = a * cs[i] - b * s;
                         part[2 * i + 1] = b * cs[i] + a * s;
                     }
@@ -364,36 +466,39 @@ pub fn rope(
 
 const GELU_C: f32 = 0.797_884_6; // sqrt(2/pi)
 
-/// post = act(pre).
-pub fn act_fwd(post: &mut [f32], pre: &[f32], gelu: bool) {
+/// post = act(pre), elementwise.
+pub fn act_fwd(post: &mut [f32], pre: &[f32], act: Activation) {
+    assert_eq!(post.len(), pre.len(), "act_fwd: sizes");
     post.par_chunks_mut(1 << 14)
         .zip(pre.par_chunks(1 << 14))
         .for_each(|(y, x)| {
             for (y, &x) in y.iter_mut().zip(x) {
-                *y = if gelu {
-                    0.5 * x * (1.0 + (GELU_C * (x + 0.044715 * x * x * x)).tanh())
-                } else {
-                    x.max(0.0)
+                *y = match act {
+                    Activation::GeluTanh => {
+                        0.5 * x * (1.0 + (GELU_C * (x + 0.044715 * x * x * x)).tanh())
+                    }
+                    Activation::Relu => x.max(0.0),
                 };
             }
         });
 }
 
 /// d_pre = d_post · act'(pre), in place in `g`.
-pub fn act_bwd(g: &mut [f32], pre: &[f32], gelu: bool) {
+pub fn act_bwd(g: &mut [f32], pre: &[f32], act: Activation) {
+    assert_eq!(g.len(), pre.len(), "act_bwd: sizes");
     g.par_chunks_mut(1 << 14)
         .zip(pre.par_chunks(1 << 14))
         .for_each(|(g, x)| {
             for (g, &x) in g.iter_mut().zip(x) {
-                *g *= if gelu {
-                    let u = GELU_C * (x + 0.044715 * x * x * x);
-                    let t = u.tanh();
-                    let du = GELU_C * (1.0 + 3.0 * 0.044715 * x * x);
-                    0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du
-                } else if x > 0.0 {
-                    1.0
-                } else {
-                    0.0
+                *g *= match act {
+                    Activation::GeluTanh => {
+                        let u = GELU_C * (x + 0.044715 * x * x * x);
+                        let t = u.tanh();
+                        let du = GELU_C * (1.0 + 3.0 * 0.044715 * x * x);
+                        0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du
+                    }
+                    Activation::Relu if x > 0.0 => 1.0,
+                    Activation::Relu => 0.0,
                 };
             }
         });
@@ -401,6 +506,7 @@ pub fn act_bwd(g: &mut [f32], pre: &[f32], gelu: bool) {
 
 /// out = a + b, elementwise.
 pub fn add(out: &mut [f32], a: &[f32], b: &[f32]) {
+    assert!(out.len() == a.len() && a.len() == b.len(), "add: sizes");
     out.par_chunks_mut(1 << 14)
         .zip(a.par_chunks(1 << 14).zip(b.par_chunks(1 << 14)))
         .for_each(|(o, (a, b))| {
@@ -408,4 +514,168 @@ pub fn add(out: &mut [f32], a: &[f32], b: &[f32]) {
                 *o = a + b;
             }
         });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(a: &[f32], b: &[f32], m: usize, n: usize, k: usize) -> Vec<f32> {
+        let mut c = vec![0f32; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k).map(|l| a[i * k + l] * b[l * n + j]).sum();
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn gemm_matches_naive_product_strided_and_accumulating() {
+        let (m, n, k) = (5, 7, 3);
+        let a: Vec<f32> = (0..m * k).map(|i| i as f32 * 0.5 - 2.0).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| 1.0 - i as f32 * 0.25).collect();
+        let want = naive(&a, &b, m, n, k);
+        // C inside a wider buffer: row stride 9, offset 2.
+        let mut c = vec![7f32; 2 + 9 * m];
+        let dims = GemmDims { m, n, k };
+        for par in [Par::Seq, Par::All] {
+            let out = Out {
+                data: &mut c,
+                off: 2,
+                ld: 9,
+            };
+            gemm(
+                dims,
+                out,
+                View::rm(&a, 0, k),
+                View::rm(&b, 0, n),
+                Mode::Overwrite,
+                par,
+            );
+            for i in 0..m {
+                assert_eq!(c[2 + 9 * i..2 + 9 * i + n], want[i * n..(i + 1) * n]);
+                if i + 1 < m {
+                    assert_eq!(
+                        c[2 + 9 * i + n..2 + 9 * (i + 1)],
+                        [7.0, 7.0],
+                        "gap untouched"
+                    );
+                }
+            }
+        }
+        // Bᵀ through a transposed view, accumulated onto the first result.
+        let bt: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
+        let out = Out {
+            data: &mut c,
+            off: 2,
+            ld: 9,
+        };
+        gemm(
+            dims,
+            out,
+            View::rm(&a, 0, k),
+            View::tr(&bt, 0, k),
+            Mode::Accumulate,
+            Par::All,
+        );
+        assert_eq!(
+            c[2..2 + n],
+            want[..n].iter().map(|x| 2.0 * x).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn gemm_refuses_bad_operands_with_a_message() {
+        let ones = vec![1f32; 8];
+        let huge = View {
+            data: &ones,
+            off: 0,
+            rs: usize::MAX / 2,
+            cs: 1,
+        };
+        let rm = |ld| View::rm(&ones, 0, ld);
+        // (case, destination length, its row stride, m n k, A, B, expected message)
+        let cases = [
+            (
+                "overlapping rows",
+                64,
+                2,
+                (4, 4, 2),
+                rm(2),
+                rm(4),
+                "C rows overlap",
+            ),
+            (
+                "short destination",
+                3,
+                2,
+                (2, 2, 2),
+                rm(2),
+                rm(2),
+                "C out of bounds",
+            ),
+            (
+                "A past its slice",
+                4,
+                2,
+                (2, 2, 5),
+                rm(5),
+                rm(2),
+                "A out of bounds",
+            ),
+            (
+                "B past its slice (overflow)",
+                4,
+                2,
+                (2, 2, 2),
+                rm(2),
+                huge,
+                "B out of bounds",
+            ),
+        ];
+        for (case, len, ld, (m, n, k), a, b, message) in cases {
+            let got = std::panic::catch_unwind(|| {
+                let mut c = vec![0f32; len];
+                let out = Out {
+                    data: &mut c,
+                    off: 0,
+                    ld,
+                };
+                gemm(GemmDims { m, n, k }, out, a, b, Mode::Overwrite, Par::All);
+            });
+            let err = got.expect_err(case);
+            let text = err
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            assert!(text.contains(message), "{case}: {text}");
+        }
+    }
+
+    #[test]
+    fn gemm_with_empty_inner_dimension_zeroes_or_keeps() {
+        let mut c = vec![3f32; 4];
+        let dims = GemmDims { m: 2, n: 2, k: 0 };
+        let e: [f32; 0] = [];
+        gemm(
+            dims,
+            Out::rm(&mut c, 2),
+            View::rm(&e, 0, 0),
+            View::rm(&e, 0, 2),
+            Mode::Accumulate,
+            Par::Seq,
+        );
+        assert_eq!(c, [3.0; 4]);
+        gemm(
+            dims,
+            Out::rm(&mut c, 2),
+            View::rm(&e, 0, 0),
+            View::rm(&e, 0, 2),
+            Mode::Overwrite,
+            Par::Seq,
+        );
+        assert_eq!(c, [0.0; 4]);
+    }
 }

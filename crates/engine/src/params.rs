@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use modicl_data::rng::{Domain, Rng};
+use modicl_core::rng::{Domain, Rng};
 use safetensors::tensor::{Dtype, TensorView};
 
 use crate::EngineError;

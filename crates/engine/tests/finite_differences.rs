@@ -11,7 +11,7 @@ fn check(act: Activation, tied: bool) {
     };
     let mut model = Model::new(cfg.clone(), 11).unwrap();
     // Random weights of a realistic size everywhere, so no gradient is trivially zero.
-    let mut rng = modicl_data::rng::Rng::stream(5, modicl_data::rng::Domain::ModelInit, 1);
+    let mut rng = modicl_core::rng::Rng::stream(5, modicl_core::rng::Domain::ModelInit, 1);
     for x in model.params.iter_mut() {
         *x += (rng.normal() * 0.1) as f32;
     }

@@ -76,7 +76,25 @@ fn check(what: &str, got: &[f32], want: &[f32]) {
 }
 
 fn check_tol(what: &str, got: &[f32], want: &[f32], tol: f64) {
-    let e = rel_err(got, want);
+    // Masked entries (−∞ in the attention scores) must be masked in both; the error is measured
+    // over the finite ones.
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let masked = |x: &f32| *x == f32::NEG_INFINITY;
+    assert!(
+        got.iter().map(masked).eq(want.iter().map(masked)),
+        "{what}: masked (−∞) entries differ"
+    );
+    let (got, want): (Vec<f32>, Vec<f32>) = got
+        .iter()
+        .zip(want)
+        .filter(|(_, w)| !masked(w))
+        .map(|(g, w)| (*g, *w))
+        .unzip();
+    assert!(
+        got.iter().all(|x| x.is_finite()),
+        "{what}: non-finite values"
+    );
+    let e = rel_err(&got, &want);
     if std::env::var_os("MODICL_SHOW_ERRORS").is_some() {
         eprintln!("{what:<48} {e:.2e}");
     }
@@ -141,7 +159,8 @@ fn run(file: &str) {
         .iter()
         .filter_map(|n| n.strip_prefix("act.").map(String::from))
         .collect();
-    assert_eq!(hooks.len(), 10 * cfg.layers + 2, "fixture hooks");
+    // TransformerLens's hooks: 19 per block, plus hook_embed, ln_final's two and the logits.
+    assert_eq!(hooks.len(), 19 * cfg.layers + 4, "fixture hooks");
     for name in &hooks {
         let (shape, want) = fx.f32(&format!("act.{name}"));
         let got = rec

@@ -4,12 +4,12 @@
 //! can plot. Text is set in DejaVu Sans, embedded in the binary, so PNGs look the same on a
 //! machine without fonts. Files are written atomically (temporary name, then rename).
 
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::colors::colormaps::ViridisRGB;
 
 /// Errors while drawing or writing a plot.
 #[derive(Debug, thiserror::Error)]
@@ -335,16 +335,12 @@ fn encode_png(rgb: &[u8], (w, h): (u32, u32)) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-/// Writes a file atomically (modicl-data's temporary-name-then-rename), creating its folder.
+/// Writes a file atomically ([`modicl_core::fs::write_atomic`]), creating its folder.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PlotError> {
-    let io = |e: std::io::Error| PlotError::Io {
+    modicl_core::fs::write_atomic(path, bytes).map_err(|e| PlotError::Io {
         path: path.display().to_string(),
         source: e,
-    };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir).map_err(io)?;
-    }
-    modicl_data::export::write_atomic(path, bytes).map_err(io)
+    })
 }
 
 /// How a heatmap cell is filled.
@@ -352,7 +348,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PlotError> {
 pub enum Fill {
     /// A palette colour (categories: phases).
     Category(usize),
-    /// A value in [0, 1] on the colour scale (low: dark blue, high: yellow).
+    /// A value in [0, 1] on the colour scale ([`scale`]: low dark purple, high yellow).
     Value(f64),
     /// No data (light grey).
     Empty,
@@ -380,29 +376,16 @@ pub struct Heatmap {
     pub legend: Vec<(String, usize)>,
 }
 
-/// A colour scale from dark blue through teal and green to yellow (viridis-like).
+/// The colour of value `v` in [0, 1] on the viridis scale (plotters' [`ViridisRGB`]): dark
+/// purple at 0, through blue, teal and green, to yellow at 1. Values outside [0, 1] are clamped;
+/// NaN is drawn as 0.
 pub fn scale(v: f64) -> RGBColor {
-    const STOPS: [(f64, (f64, f64, f64)); 5] = [
-        (0.0, (68.0, 1.0, 84.0)),
-        (0.25, (59.0, 82.0, 139.0)),
-        (0.5, (33.0, 145.0, 140.0)),
-        (0.75, (94.0, 201.0, 98.0)),
-        (1.0, (253.0, 231.0, 37.0)),
-    ];
     let v = if v.is_finite() {
         v.clamp(0.0, 1.0)
     } else {
         0.0
     };
-    let i = STOPS.iter().position(|s| s.0 >= v).unwrap_or(4).max(1);
-    let (a, b) = (STOPS[i - 1], STOPS[i]);
-    let t = (v - a.0) / (b.0 - a.0);
-    let mix = |x: f64, y: f64| (x + (y - x) * t).round() as u8;
-    RGBColor(
-        mix(a.1 .0, b.1 .0),
-        mix(a.1 .1, b.1 .1),
-        mix(a.1 .2, b.1 .2),
-    )
+    ViridisRGB::get_color(v)
 }
 
 /// Draws heatmaps side by side (`cols` per row) into `<stem>.png` and `<stem>.svg`.

@@ -2,11 +2,9 @@
 //! table with phase labels (`sweep collect`). Read from the run directories themselves, so it
 //! works the same for local and SLURM sweeps.
 
-use std::fmt::Write as _;
-
 use modicl_config::Config;
 use modicl_trainer::train::{StepSummary, Summary};
-use modicl_trainer::RunDir;
+use modicl_trainer::{Checkpoint, Metric, RunDir, SetName};
 use serde::Serialize;
 
 use crate::exec::{failed_path, lock_path, try_lock};
@@ -90,23 +88,31 @@ pub struct Row {
     pub phase_best_ood: Option<Phase>,
 }
 
-/// The four last-shot (or all-shot) accuracies of an evaluation.
-pub fn four(s: &StepSummary, last_shot: bool) -> Option<Four> {
-    let get = |set: &str| {
-        s.sets
-            .get(set)
-            .map(|m| if last_shot { m.acc_last } else { m.acc })
-    };
+impl Row {
+    /// The evaluation at checkpoint `c` (`last` or `best_ood`) and its phase.
+    pub fn at(&self, c: Checkpoint) -> (Option<&StepSummary>, Option<Phase>) {
+        match c {
+            Checkpoint::Last => (self.last.as_ref(), self.phase_last),
+            Checkpoint::BestOod => (self.best_ood.as_ref(), self.phase_best_ood),
+            Checkpoint::Step(_) => (None, None),
+        }
+    }
+}
+
+/// The four accuracies (`metric`: last-shot or all-shot) of an evaluation.
+pub fn four(s: &StepSummary, metric: Metric) -> Option<Four> {
+    let get = |set: SetName| s.set(set).map(|m| m.get(metric));
     Some(Four {
-        id_train: get("id_train")?,
-        id_test: get("id_test")?,
-        ood_train: get("ood_train")?,
-        ood_test: get("ood_test")?,
+        id_train: get(SetName::IdTrain)?,
+        id_test: get(SetName::IdTest)?,
+        ood_train: get(SetName::OodTrain)?,
+        ood_test: get(SetName::OodTest)?,
     })
 }
 
-/// The results table: every run, its state, final and early-stopped metrics and phases.
-pub fn collect(sd: &SweepDir, m: &Manifest, pass: f64, last_shot: bool) -> Vec<Row> {
+/// The results table: every run, its state, final and early-stopped metrics and phases, the
+/// phases labelled on `metric`.
+pub fn collect(sd: &SweepDir, m: &Manifest, pass: f64, metric: Metric) -> Vec<Row> {
     m.runs
         .iter()
         .map(|run| {
@@ -123,7 +129,7 @@ pub fn collect(sd: &SweepDir, m: &Manifest, pass: f64, last_shot: bool) -> Vec<R
             let (last, best) = summary.map_or((None, None), |s| (s.last, s.best_ood));
             let phase = |s: &Option<StepSummary>| {
                 s.as_ref()
-                    .and_then(|s| four(s, last_shot))
+                    .and_then(|s| four(s, metric))
                     .map(|a| label(a, pass))
             };
             Row {
@@ -142,55 +148,141 @@ pub fn collect(sd: &SweepDir, m: &Manifest, pass: f64, last_shot: bool) -> Vec<R
         .collect()
 }
 
-const SETS: [&str; 4] = ["id_train", "id_test", "ood_train", "ood_test"];
+/// The evaluations of a row that the table shows.
+const SHOWN: [Checkpoint; 2] = [Checkpoint::Last, Checkpoint::BestOod];
+
+/// The column prefix of an evaluation: `final` for the last one, else the checkpoint's name.
+fn prefix(c: Checkpoint) -> String {
+    match c {
+        Checkpoint::Last => "final".into(),
+        c => c.to_string(),
+    }
+}
+
+/// The accuracies the table shows for each set.
+const ACCURACIES: [Metric; 2] = [Metric::Acc, Metric::AccLast];
 
 /// The table as CSV: one row per run.
 pub fn to_csv(m: &Manifest, rows: &[Row]) -> String {
     let mut head: Vec<String> = vec!["index".into(), "name".into()];
     head.extend(m.axes.iter().map(|a| a.0.clone()));
     head.extend(["n_id", "alpha", "state", "error"].map(String::from));
-    for which in ["final", "best_ood"] {
+    for which in SHOWN.map(prefix) {
         head.push(format!("{which}_step"));
-        for s in SETS {
-            head.push(format!("{which}_{s}_acc"));
-            head.push(format!("{which}_{s}_acc_last"));
+        for s in SetName::EVAL {
+            head.extend(ACCURACIES.map(|a| format!("{which}_{s}_{a}")));
         }
         head.push(format!("{which}_phase"));
     }
-    let mut out = head.join(",") + "\n";
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut write = |fields: &[String]| w.write_record(fields).expect("CSV is written to memory");
+    write(&head);
     for r in rows {
         let mut f: Vec<String> = vec![r.index.to_string(), r.name.clone()];
-        f.extend(r.values.iter().map(|v| csv_field(&v.1)));
+        f.extend(r.values.iter().map(|v| v.1.clone()));
         f.push(r.n_id.to_string());
         f.push(r.alpha.to_string());
         f.push(r.state.name().into());
         f.push(match &r.state {
-            State::Failed { error } => csv_field(error),
+            State::Failed { error } => error.clone(),
             _ => String::new(),
         });
-        for (s, p) in [(&r.last, r.phase_last), (&r.best_ood, r.phase_best_ood)] {
-            match s {
-                Some(s) => {
-                    f.push(s.step.to_string());
-                    for set in SETS {
-                        let m = s.sets.get(set);
-                        f.push(m.map_or(String::new(), |m| m.acc.to_string()));
-                        f.push(m.map_or(String::new(), |m| m.acc_last.to_string()));
-                    }
-                }
-                None => f.extend(std::iter::repeat_n(String::new(), 1 + 2 * SETS.len())),
+        for c in SHOWN {
+            let (s, p) = r.at(c);
+            f.push(s.map_or(String::new(), |s| s.step.to_string()));
+            for set in SetName::EVAL {
+                let m = s.and_then(|s| s.set(set));
+                f.extend(ACCURACIES.map(|a| m.map_or(String::new(), |m| m.get(a).to_string())));
             }
             f.push(p.map_or(String::new(), |p| p.as_str().into()));
         }
-        let _ = writeln!(out, "{}", f.join(","));
+        write(&f);
     }
-    out
+    let bytes = w.into_inner().expect("CSV is written to memory");
+    String::from_utf8(bytes).expect("UTF-8 fields make UTF-8 CSV")
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use modicl_trainer::train::SetSummary;
+
+    use super::*;
+
+    fn summary(step: u64, acc_last: f64) -> StepSummary {
+        let sets: BTreeMap<String, SetSummary> = SetName::EVAL
+            .iter()
+            .map(|s| {
+                let m = SetSummary {
+                    loss: 1.0,
+                    acc: 0.5,
+                    acc_last,
+                };
+                (s.to_string(), m)
+            })
+            .collect();
+        StepSummary { step, sets }
+    }
+
+    /// The bytes of results.csv: quoted only where a field needs it (docs/sweeps.md).
+    #[test]
+    fn results_csv_columns_and_quoting() {
+        let m = Manifest {
+            format_version: crate::plan::FORMAT_VERSION,
+            base: String::new(),
+            axes: vec![("task.source".into(), vec![])],
+            runs: Vec::new(),
+        };
+        let done = Row {
+            index: 0,
+            name: "a".into(),
+            values: vec![("task.source".into(), "\"file:x,y\"".into())],
+            state: State::Done,
+            n_id: 4,
+            alpha: 0.8,
+            last: Some(summary(30, 1.0)),
+            best_ood: Some(summary(10, 0.25)),
+            phase_last: Some(Phase::OodGen),
+            phase_best_ood: Some(Phase::None),
+        };
+        let failed = Row {
+            index: 1,
+            name: "b".into(),
+            values: vec![("task.source".into(), "\"generate\"".into())],
+            state: State::Failed {
+                error: "no file, \"c.txt\"".into(),
+            },
+            last: None,
+            best_ood: None,
+            phase_last: None,
+            phase_best_ood: None,
+            ..done.clone()
+        };
+        let csv = to_csv(&m, &[done, failed]);
+        let mut lines = csv.lines();
+        let mut head = "index,name,task.source,n_id,alpha,state,error".to_string();
+        for which in ["final", "best_ood"] {
+            head += &format!(",{which}_step");
+            for s in ["id_train", "id_test", "ood_train", "ood_test"] {
+                head += &format!(",{which}_{s}_acc,{which}_{s}_acc_last");
+            }
+            head += &format!(",{which}_phase");
+        }
+        assert_eq!(lines.next(), Some(head.as_str()));
+        assert_eq!(
+            lines.next(),
+            Some(
+                "0,a,\"\"\"file:x,y\"\"\",4,0.8,done,,\
+                 30,0.5,1,0.5,1,0.5,1,0.5,1,ood-gen,\
+                 10,0.5,0.25,0.5,0.25,0.5,0.25,0.5,0.25,none"
+            )
+        );
+        let failed = format!(
+            "1,b,\"\"\"generate\"\"\",4,0.8,failed,\"no file, \"\"c.txt\"\"\"{}",
+            ",".repeat(20)
+        );
+        assert_eq!(lines.next(), Some(failed.as_str()));
+        assert_eq!(lines.next(), None);
     }
 }

@@ -6,11 +6,12 @@ use std::collections::HashMap;
 use modicl_data::{Batch, Dataset, EvalSet};
 use modicl_engine::{EngineError, Model, Workspace};
 
+use crate::names::{Metric, SetName};
+
 /// Metrics of one set at one step. Accuracies are ratios of the integer counts.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SetMetrics {
-    /// `train_batch`, `id_train`, `id_test`, `ood_train` or `ood_test`.
-    pub set: String,
+    pub set: SetName,
     /// Mean cross-entropy over every scored position (all shots).
     pub loss: f64,
     pub correct: u64,
@@ -24,9 +25,9 @@ pub struct SetMetrics {
 }
 
 impl SetMetrics {
-    fn new(set: &str, shots: usize) -> SetMetrics {
+    fn new(set: SetName, shots: usize) -> SetMetrics {
         SetMetrics {
-            set: set.to_string(),
+            set,
             loss: 0.0,
             correct: 0,
             count: 0,
@@ -43,6 +44,14 @@ impl SetMetrics {
     /// Accuracy at the last shot.
     pub fn acc_last(&self) -> f64 {
         ratio(self.correct_last, self.count_last)
+    }
+    /// The value of `metric`.
+    pub fn get(&self, metric: Metric) -> f64 {
+        match metric {
+            Metric::Loss => self.loss,
+            Metric::Acc => self.acc(),
+            Metric::AccLast => self.acc_last(),
+        }
     }
     /// Accuracy at shot `i`.
     pub fn acc_shot(&self, i: usize) -> f64 {
@@ -66,7 +75,7 @@ impl SetMetrics {
     }
 
     /// The metrics of the forward pass that `ws` holds (the training batch).
-    pub fn from_workspace(set: &str, shots: usize, ws: &Workspace) -> SetMetrics {
+    pub fn from_workspace(set: SetName, shots: usize, ws: &Workspace) -> SetMetrics {
         let mut m = SetMetrics::new(set, shots);
         let mut sum = 0.0;
         m.add(ws, &mut sum);
@@ -116,7 +125,7 @@ impl Evaluator {
         let chunk = ws.batch;
         let mut out = Vec::with_capacity(self.sets.len());
         for (set, b) in &self.sets {
-            let mut m = SetMetrics::new(set.name(), self.shots);
+            let mut m = SetMetrics::new(SetName::from(*set), self.shots);
             let mut sum = 0.0;
             let mut r0 = 0;
             while r0 < b.rows {

@@ -4,11 +4,13 @@
 //!   evaluation, checkpoints), fresh or resumed;
 //! - [`eval`]: the four evaluation sets and the metrics (exact integer counts);
 //! - [`metrics`]: `metrics.csv` and `shots.csv`;
+//! - [`names`]: the names of sets, metrics and checkpoints, as enums;
 //! - [`rundir`]: the run directory's layout, atomic writes and checkpoints;
 //! - [`schedule`]: the official learning-rate schedule.
 
 pub mod eval;
 pub mod metrics;
+pub mod names;
 pub mod rundir;
 pub mod schedule;
 pub mod train;
@@ -21,6 +23,7 @@ use modicl_engine::{Activation, AdamWConfig, EngineError, ModelConfig};
 
 pub use eval::{Evaluator, SetMetrics};
 pub use metrics::Record;
+pub use names::{Checkpoint, Metric, SetName, UnknownName};
 pub use rundir::RunDir;
 pub use train::{Observer, Outcome, Summary, Trainer};
 

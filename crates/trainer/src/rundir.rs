@@ -24,6 +24,7 @@ use modicl_config::Config;
 use modicl_engine::{params, AdamW, AdamWConfig, Model, ModelConfig};
 use serde::{Deserialize, Serialize};
 
+use crate::names::Checkpoint;
 use crate::TrainError;
 
 /// Version of the run-directory and checkpoint formats.
@@ -61,7 +62,7 @@ impl RunDir {
         self.checkpoints().join(format!("step_{step}"))
     }
     pub fn best_ood(&self) -> PathBuf {
-        self.checkpoints().join("best_ood")
+        self.checkpoints().join(Checkpoint::BestOod.to_string())
     }
     pub fn plots(&self) -> PathBuf {
         self.root.join("plots")
@@ -104,6 +105,31 @@ impl RunDir {
         steps.sort_unstable();
         Ok(steps)
     }
+
+    /// The directory of checkpoint `c`, which must be complete (`DONE`-marked); `last` is the
+    /// newest complete `step_<N>`.
+    pub fn checkpoint(&self, c: Checkpoint) -> Result<PathBuf, TrainError> {
+        let dir = match c {
+            Checkpoint::Last => {
+                let Some(&s) = self.complete_checkpoints()?.last() else {
+                    return Err(TrainError::NotARun(format!(
+                        "{} has no complete checkpoint yet",
+                        self.root.display()
+                    )));
+                };
+                self.step_dir(s)
+            }
+            Checkpoint::BestOod => self.best_ood(),
+            Checkpoint::Step(s) => self.step_dir(s),
+        };
+        if !dir.join("DONE").is_file() {
+            return Err(TrainError::NotARun(format!(
+                "{} is not a complete checkpoint (no DONE marker)",
+                dir.display()
+            )));
+        }
+        Ok(dir)
+    }
 }
 
 /// Reads a UTF-8 file, naming it in the error.
@@ -115,13 +141,10 @@ fn read_bytes(path: &Path) -> Result<Vec<u8>, TrainError> {
     fs::read(path).map_err(|e| TrainError::io(path, e))
 }
 
-/// Writes `bytes` to `path` atomically (modicl-data's temporary-name-then-rename), creating
-/// its folder.
+/// Writes `bytes` to `path` atomically ([`modicl_core::fs::write_atomic`]), creating its
+/// folder.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
-    }
-    modicl_data::export::write_atomic(path, bytes).map_err(|e| TrainError::io(path, e))
+    modicl_core::fs::write_atomic(path, bytes).map_err(|e| TrainError::io(path, e))
 }
 
 /// Small, human-readable state of a checkpoint (`state.json`).

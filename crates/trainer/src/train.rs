@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::eval::{Evaluator, SetMetrics};
 use crate::metrics::{self, Record};
+use crate::names::{Metric, SetName};
 use crate::rundir::{self, Best, CheckpointState, RunDir, FORMAT_VERSION};
 use crate::schedule::lr_at;
 use crate::{adamw_config, model_config, TrainError};
@@ -48,10 +49,22 @@ pub struct SetSummary {
     pub acc_last: f64,
 }
 
+impl SetSummary {
+    /// The value of `metric`.
+    pub fn get(&self, metric: Metric) -> f64 {
+        match metric {
+            Metric::Loss => self.loss,
+            Metric::Acc => self.acc,
+            Metric::AccLast => self.acc_last,
+        }
+    }
+}
+
 /// The metrics of one evaluation step, as reported in `summary.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepSummary {
     pub step: u64,
+    /// Keyed by [`SetName::as_str`]; read with [`StepSummary::set`].
     pub sets: BTreeMap<String, SetSummary>,
 }
 
@@ -68,10 +81,15 @@ impl StepSummary {
                         acc: m.acc(),
                         acc_last: m.acc_last(),
                     };
-                    (m.set.clone(), s)
+                    (m.set.to_string(), s)
                 })
                 .collect(),
         }
+    }
+
+    /// The summary of set `name`.
+    pub fn set(&self, name: SetName) -> Option<&SetSummary> {
+        self.sets.get(name.as_str())
     }
 }
 
@@ -274,7 +292,7 @@ impl Trainer {
             if self.is_eval_step(s) {
                 // Training-batch metrics come from this step's forward pass (pre-update
                 // weights), as the official code's; the four sets see the updated weights.
-                let mut sets = vec![SetMetrics::from_workspace("train_batch", shots, &ws)];
+                let mut sets = vec![SetMetrics::from_workspace(SetName::TrainBatch, shots, &ws)];
                 sets.extend(evaluator.run(&self.model, &mut ws)?);
                 let record = Record { step: s, lr, sets };
                 self.records.push(record);
@@ -377,7 +395,7 @@ impl Trainer {
     /// the end of warm-up on compete: an untrained model's lucky guesses are not a transient.
     fn update_best(&mut self) -> Result<(), TrainError> {
         let r = self.records.last().expect("called after an evaluation");
-        let Some(m) = r.set("ood_test") else {
+        let Some(m) = r.set(SetName::OodTest) else {
             return Ok(());
         };
         if r.step < self.cfg.train.warmup {

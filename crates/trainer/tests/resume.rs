@@ -1,36 +1,14 @@
 //! A run is a pure function of its config: interrupted and resumed, or resumed from an older
 //! checkpoint with metrics written past it, it ends byte-identical to an uninterrupted run.
 
+mod common;
+
 use std::fs;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use modicl_config::Config;
+use common::tiny;
 use modicl_trainer::{Observer, Outcome, RunDir, TrainError, Trainer};
-
-fn tiny() -> Config {
-    let mut c = Config::resolve(None, None, &[]).unwrap();
-    for o in [
-        "task.p=7",
-        "task.n_base=2",
-        "task.batch=16",
-        "task.examples=6",
-        "model.d_model=16",
-        "model.heads=2",
-        "model.layers=2",
-        "optim.lr=3e-3",
-        "train.steps=40",
-        "train.warmup=4",
-        "train.eval_every=5",
-        "train.checkpoints=log:3",
-        "train.save_every=6",
-        "eval.seqs_per_task=2",
-    ] {
-        c.apply_override(o).unwrap();
-    }
-    c.check().unwrap();
-    c
-}
 
 struct Quiet;
 impl Observer for Quiet {}

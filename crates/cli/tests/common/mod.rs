@@ -31,6 +31,23 @@ pub fn text(o: &Output) -> String {
     )
 }
 
+/// `modicl eval RUN --checkpoint WHICH --json --threads T` in `dir`: its JSON, once it has
+/// succeeded.
+pub fn eval_json(dir: &Path, run_dir: &str, which: &str, threads: &str) -> serde_json::Value {
+    let args = [
+        "eval",
+        run_dir,
+        "--checkpoint",
+        which,
+        "--json",
+        "--threads",
+        threads,
+    ];
+    let o = run(dir, &args);
+    assert!(o.status.success(), "{args:?}: {}", text(&o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
 /// Expects exit status 2 and a one-line error (no panic) that contains every needle.
 pub fn assert_bad(o: &Output, args: &[&str], needles: &[&str]) {
     let err = String::from_utf8_lossy(&o.stderr).into_owned();

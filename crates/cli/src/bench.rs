@@ -1,10 +1,11 @@
-//! Timing one full training step (forward, backward, AdamW) at the reference configs.
+//! The benchmark harness of `modicl bench`: timing full training steps (forward, backward,
+//! AdamW) at two reference sizes or at a run's exact configuration.
 
 use std::time::Instant;
 
 use modicl_data::{Dataset, TaskConfig};
 
-use crate::{step_flops, AdamW, AdamWConfig, EngineError, Model, ModelConfig, Workspace};
+use modicl_engine::{step_flops, AdamW, AdamWConfig, Model, ModelConfig, Workspace};
 
 /// A benchmark configuration.
 #[derive(Clone, Debug)]
@@ -77,14 +78,14 @@ pub fn run(
     warmup: usize,
     steps: usize,
     tick: &dyn Fn(),
-) -> Result<BenchResult, EngineError> {
+) -> anyhow::Result<BenchResult> {
     let task = TaskConfig {
         n_base: 2,
         batch: spec.batch as u32,
         examples: spec.examples as u32,
         ..TaskConfig::default()
     };
-    let ds = Dataset::build(&task).map_err(|e| EngineError::Config(e.to_string()))?;
+    let ds = Dataset::build(&task)?;
     run_on(spec.name, &spec.model, &ds, warmup, steps, tick)
 }
 
@@ -97,7 +98,7 @@ pub fn run_on(
     warmup: usize,
     steps: usize,
     tick: &dyn Fn(),
-) -> Result<BenchResult, EngineError> {
+) -> anyhow::Result<BenchResult> {
     let batch_rows = ds.config.batch as usize;
     let positions: Vec<usize> = ds.seq.target_positions().collect();
     let (s, t) = (ds.seq.seq_len(), ds.seq.input_len());

@@ -1,0 +1,8 @@
+//! modicl's foundations, shared by every other crate and depending on none of them:
+//!
+//! - [`rng`]: the seeded, version-stable random number generator (tasks, input splits,
+//!   batches and weight initialisation all draw from it);
+//! - [`fs`]: atomic file writes, so a crash never leaves a half-written file.
+
+pub mod fs;
+pub mod rng;
