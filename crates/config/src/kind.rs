@@ -187,27 +187,24 @@ pub(crate) trait Setting: Sized {
     fn write(&self) -> Value;
 }
 
-impl Setting for u32 {
-    fn read(f: &Field, v: &Value) -> Result<Self, ConfigError> {
-        let n = f.kind.read(f.key, v)?.as_integer();
-        n.and_then(|n| n.try_into().ok())
-            .ok_or_else(|| f.invalid(v))
-    }
-    fn write(&self) -> Value {
-        Value::Integer((*self).into())
-    }
+/// Unsigned integer keys: read through their [`Kind`], then narrowed to the field's type.
+macro_rules! unsigned_setting {
+    ($($t:ty),*) => {$(
+        impl Setting for $t {
+            fn read(f: &Field, v: &Value) -> Result<Self, ConfigError> {
+                let n = f.kind.read(f.key, v)?.as_integer();
+                n.and_then(|n| n.try_into().ok())
+                    .ok_or_else(|| f.invalid(v))
+            }
+            fn write(&self) -> Value {
+                // Every range is within 0..=i64::MAX.
+                Value::Integer(*self as i64)
+            }
+        }
+    )*};
 }
 
-impl Setting for u64 {
-    fn read(f: &Field, v: &Value) -> Result<Self, ConfigError> {
-        let n = f.kind.read(f.key, v)?.as_integer();
-        n.and_then(|n| n.try_into().ok())
-            .ok_or_else(|| f.invalid(v))
-    }
-    fn write(&self) -> Value {
-        Value::Integer(*self as i64)
-    }
-}
+unsigned_setting!(u32, u64);
 
 impl Setting for f64 {
     fn read(f: &Field, v: &Value) -> Result<Self, ConfigError> {

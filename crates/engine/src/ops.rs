@@ -539,20 +539,17 @@ mod tests {
         // C inside a wider buffer: row stride 9, offset 2.
         let mut c = vec![7f32; 2 + 9 * m];
         let dims = GemmDims { m, n, k };
-        for par in [Par::Seq, Par::All] {
+        // C = A·B into rows of stride 9 from element 2.
+        let into_c = |c: &mut [f32], b: View, mode, par| {
             let out = Out {
-                data: &mut c,
+                data: c,
                 off: 2,
                 ld: 9,
             };
-            gemm(
-                dims,
-                out,
-                View::rm(&a, 0, k),
-                View::rm(&b, 0, n),
-                Mode::Overwrite,
-                par,
-            );
+            gemm(dims, out, View::rm(&a, 0, k), b, mode, par);
+        };
+        for par in [Par::Seq, Par::All] {
+            into_c(&mut c, View::rm(&b, 0, n), Mode::Overwrite, par);
             for i in 0..m {
                 assert_eq!(c[2 + 9 * i..2 + 9 * i + n], want[i * n..(i + 1) * n]);
                 if i + 1 < m {
@@ -566,19 +563,7 @@ mod tests {
         }
         // Bᵀ through a transposed view, accumulated onto the first result.
         let bt: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
-        let out = Out {
-            data: &mut c,
-            off: 2,
-            ld: 9,
-        };
-        gemm(
-            dims,
-            out,
-            View::rm(&a, 0, k),
-            View::tr(&bt, 0, k),
-            Mode::Accumulate,
-            Par::All,
-        );
+        into_c(&mut c, View::tr(&bt, 0, k), Mode::Accumulate, Par::All);
         assert_eq!(
             c[2..2 + n],
             want[..n].iter().map(|x| 2.0 * x).collect::<Vec<_>>()
