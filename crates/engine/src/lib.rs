@@ -11,10 +11,12 @@
 //! another implementation of the same ops over the same buffers.
 
 pub mod adamw;
+mod attention;
 pub mod model;
 pub mod ops;
 pub mod params;
 pub mod record;
+mod simd;
 
 pub use adamw::{AdamW, AdamWConfig};
 pub use model::{Loss, Model, Workspace};

@@ -7,9 +7,9 @@
 
 use rayon::prelude::*;
 
+use crate::attention::{self, attention_bwd, attention_fwd, attention_scores};
 use crate::ops::{
-    self, gemm, AttnDims, GemmDims, LinearDims, LnParams, LnSaved, Mode, Out, Par, RopeTable,
-    Rotation, View, Weight,
+    self, AttnDims, LinearDims, LnParams, LnSaved, Mode, RopeTable, Rotation, Weight,
 };
 use crate::params::{self, ModelConfig, ParamLayout};
 use crate::record::Recorder;
@@ -69,10 +69,16 @@ pub struct Workspace {
     resid: Vec<Vec<f32>>,
     blocks: Vec<BlockActs>,
     /// ln_f output [N, d], mean and 1/std [N].
+    /// The last residual stream at the scored rows [S, d] (S = scored positions, at most N):
+    /// the final LayerNorm and the output head run on these rows only, as nothing else reaches
+    /// the loss.
+    head_in: Vec<f32>,
+    /// ln_f output at the scored rows [S, d], mean and 1/std [S].
     lnf: Vec<f32>,
     lnf_mean: Vec<f32>,
     lnf_rstd: Vec<f32>,
-    /// Output logits [N, V].
+    /// Output logits at the scored rows [S, V], in (sequence, shot) order (the order of
+    /// `target_loss`). The recorder's `logits` hook gives every row.
     pub logits: Vec<f32>,
     /// Input tokens [N].
     tokens: Vec<u32>,
@@ -95,14 +101,23 @@ pub struct Workspace {
     dmlp: Vec<f32>,
     /// Gradient of the attention probabilities, then of the scores [B, h, T, T].
     datt: Vec<f32>,
-    /// Gradient of the logits [N, V]: nonzero only at the scored rows.
+    /// Gradient of the logits at the scored rows [S, V].
     dlogits: Vec<f32>,
+    /// Scratch of the attention kernels, per sequence [B, (d_head + 1)·T'] (T' = T rounded up
+    /// to whole vectors).
+    attn_scratch: Vec<f32>,
 }
 
 impl Workspace {
     pub fn new(cfg: &ModelConfig, batch: usize, seq: usize) -> Workspace {
         let (n, d, f, v, h) = (batch * seq, cfg.d_model, cfg.d_mlp(), cfg.vocab, cfg.heads);
         let z = |len: usize| vec![0f32; len];
+        let dims = AttnDims {
+            batch,
+            seq,
+            d_model: d,
+            heads: h,
+        };
         Workspace {
             batch,
             seq,
@@ -126,6 +141,7 @@ impl Workspace {
                     post: z(n * f),
                 })
                 .collect(),
+            head_in: z(n * d),
             lnf: z(n * d),
             lnf_mean: z(n),
             lnf_rstd: z(n),
@@ -142,6 +158,7 @@ impl Workspace {
             dmlp: z(n * f),
             datt: z(batch * h * seq * seq),
             dlogits: z(n * v),
+            attn_scratch: z(batch * attention::scratch_per_seq(dims)),
         }
     }
 
@@ -304,7 +321,7 @@ impl Model {
             );
             ops::linear_fwd(&mut a.qkv, &a.ln1, w(off.qkv), lin.qkv, Mode::Overwrite);
             ops::rope(&mut a.qkv, dims, &ws.rope, Rotation::Forward);
-            attention_fwd(&a.qkv, &mut a.att, &mut a.z, dims);
+            attention_fwd(&a.qkv, &mut a.att, &mut a.z, &mut ws.attn_scratch, dims);
             ops::linear_fwd(&mut a.attn_out, &a.z, w(off.o), lin.o, Mode::Overwrite);
             ops::add(&mut a.mid, x, &a.attn_out);
             // MLP.
@@ -320,19 +337,25 @@ impl Model {
             out.copy_from_slice(&a.mid);
             ops::linear_fwd(out, &a.post, w(off.proj), lin.proj, Mode::Accumulate);
         }
+        // Final LayerNorm and head at the scored rows only.
+        let sc = ws.targets.len();
+        let last = &ws.resid[c.layers];
+        ws.head_in[..sc * d]
+            .par_chunks_mut(d)
+            .zip(ws.targets.par_iter())
+            .for_each(|(row, &(r, _))| row.copy_from_slice(&last[r * d..(r + 1) * d]));
         ops::layernorm_fwd(
-            &mut ws.lnf,
-            &mut ws.lnf_mean,
-            &mut ws.lnf_rstd,
-            &ws.resid[c.layers],
+            &mut ws.lnf[..sc * d],
+            &mut ws.lnf_mean[..sc],
+            &mut ws.lnf_rstd[..sc],
+            &ws.head_in[..sc * d],
             ln(lay.lnf_w, lay.lnf_b),
         );
-        ops::linear_fwd(
-            &mut ws.logits,
-            &ws.lnf,
+        ops::rowwise_linear_fwd(
+            &mut ws.logits[..sc * v],
+            &ws.lnf[..sc * d],
             w(lay.head),
-            lin.head,
-            Mode::Overwrite,
+            lin.head.with_rows(sc),
         );
 
         // Cross-entropy and argmax at the scored positions.
@@ -342,9 +365,8 @@ impl Model {
         ws.target_loss
             .par_iter_mut()
             .zip(ws.target_correct.par_iter_mut())
-            .zip(ws.targets.par_iter())
-            .for_each(|((loss, correct), &(row, tgt))| {
-                let z = &logits[row * v..(row + 1) * v];
+            .zip(ws.targets.par_iter().zip(logits.par_chunks(v)))
+            .for_each(|((loss, correct), (&(_, tgt), z))| {
                 let (mut best, mut arg) = (f32::NEG_INFINITY, 0);
                 for (i, &x) in z.iter().enumerate() {
                     if x > best {
@@ -398,44 +420,45 @@ impl Model {
             grads[lay.wte..lay.wte + v * d].fill(0.0);
         }
 
-        // d loss / d logits: (softmax − onehot) / count at the scored rows, 0 elsewhere. The
-        // scored rows of sequence s are rows s·T.. of the logits and entries s·k.. of `targets`.
-        let per_seq = ws.targets.len() / b.max(1);
-        let inv = 1.0 / ws.targets.len().max(1) as f32;
-        let (logits, targets) = (&ws.logits, &ws.targets);
-        ws.dlogits
-            .par_chunks_mut(t * v)
-            .enumerate()
-            .for_each(|(s, out)| {
-                out.fill(0.0);
-                for &(row, tgt) in &targets[s * per_seq..(s + 1) * per_seq] {
-                    let z = &logits[row * v..(row + 1) * v];
-                    let o = &mut out[(row - s * t) * v..(row - s * t + 1) * v];
-                    let m = z.iter().fold(f32::NEG_INFINITY, |a, &x| a.max(x));
-                    let sum: f32 = z.iter().map(|&x| (x - m).exp()).sum();
-                    for (o, &x) in o.iter_mut().zip(z) {
-                        *o = (x - m).exp() / sum * inv;
-                    }
-                    o[tgt as usize] -= inv;
+        // d loss / d logits: (softmax − onehot) / count at the scored rows.
+        let sc = ws.targets.len();
+        let inv = 1.0 / sc.max(1) as f32;
+        ws.dlogits[..sc * v]
+            .par_chunks_mut(v)
+            .zip(ws.logits.par_chunks(v).zip(ws.targets.par_iter()))
+            .for_each(|(o, (z, &(_, tgt)))| {
+                let m = z.iter().fold(f32::NEG_INFINITY, |a, &x| a.max(x));
+                let sum: f32 = z.iter().map(|&x| (x - m).exp()).sum();
+                for (o, &x) in o.iter_mut().zip(z) {
+                    *o = (x - m).exp() / sum * inv;
                 }
+                o[tgt as usize] -= inv;
             });
-        // Head and final LayerNorm.
-        ops::linear_bwd(
-            &mut ws.dln,
-            grads,
-            &ws.dlogits,
-            &ws.lnf,
-            w(lay.head),
-            lin.head,
-        );
+        // Head and final LayerNorm at the scored rows; the gradient of the last residual
+        // stream is zero at every other row.
+        let head = lin.head.with_rows(sc);
+        let (dlogits, lnf) = (&ws.dlogits[..sc * v], &ws.lnf[..sc * d]);
+        ops::linear_bwd_weight(grads, dlogits, lnf, lay.head, head);
+        ops::rowwise_linear_bwd_input(&mut ws.dln[..sc * d], dlogits, w(lay.head), head);
         let saved = LnSaved {
-            x: &ws.resid[c.layers],
-            mean: &ws.lnf_mean,
-            rstd: &ws.lnf_rstd,
+            x: &ws.head_in[..sc * d],
+            mean: &ws.lnf_mean[..sc],
+            rstd: &ws.lnf_rstd[..sc],
         };
         let lnf_w = &p[lay.lnf_w..lay.lnf_w + d];
         let lnf_grads = ln_grads(grads, lay.lnf_w, lay.lnf_b, d);
-        ops::layernorm_bwd(&mut ws.g, None, lnf_grads, &ws.dln, lnf_w, saved);
+        ops::layernorm_bwd(
+            &mut ws.gmid[..sc * d],
+            None,
+            lnf_grads,
+            &ws.dln[..sc * d],
+            lnf_w,
+            saved,
+        );
+        ws.g.fill(0.0);
+        for (&(r, _), row) in ws.targets.iter().zip(ws.gmid.chunks_exact(d)) {
+            ws.g[r * d..(r + 1) * d].copy_from_slice(row);
+        }
         for (l, off) in lay.blocks.iter().enumerate().rev() {
             let a = &ws.blocks[l];
             // MLP: g is d resid_post.
@@ -452,7 +475,15 @@ impl Model {
             ops::layernorm_bwd(&mut ws.gmid, Some(&ws.g), ln2_grads, &ws.dln, ln2_w, saved);
             // Attention: gmid is d resid_mid.
             ops::linear_bwd(&mut ws.dz, grads, &ws.gmid, &a.z, w(off.o), lin.o);
-            attention_bwd(&a.qkv, &a.att, &ws.dz, &mut ws.datt, &mut ws.dqkv, dims);
+            attention_bwd(
+                &a.qkv,
+                &a.att,
+                &ws.dz,
+                &mut ws.datt,
+                &mut ws.dqkv,
+                &mut ws.attn_scratch,
+                dims,
+            );
             ops::rope(&mut ws.dqkv, dims, &ws.rope, Rotation::Inverse);
             ops::linear_bwd(&mut ws.dln, grads, &ws.dqkv, &a.ln1, w(off.qkv), lin.qkv);
             let saved = LnSaved {
@@ -549,9 +580,31 @@ impl Model {
                 ws.resid[l + 1].clone()
             });
         }
-        rec.put("ln_final.hook_scale", &[b, t, 1], || scale(&ws.lnf_rstd));
-        rec.put("ln_final.hook_normalized", &[b, t, d], || ws.lnf.clone());
-        rec.put("logits", &[b, t, v], || ws.logits.clone());
+        // The forward pass ran ln_f and the head at the scored rows only: every row here.
+        let wants_final = ["ln_final.hook_scale", "ln_final.hook_normalized", "logits"]
+            .iter()
+            .any(|h| rec.wants(h));
+        if wants_final {
+            let (mut lnf, mut mean, mut rstd) = (vec![0f32; n * d], vec![0f32; n], vec![0f32; n]);
+            let lay = &self.layout;
+            let ln = LnParams {
+                w: &p[lay.lnf_w..lay.lnf_w + d],
+                b: &p[lay.lnf_b..lay.lnf_b + d],
+                eps: c.ln_eps,
+            };
+            ops::layernorm_fwd(&mut lnf, &mut mean, &mut rstd, &ws.resid[c.layers], ln);
+            rec.put("ln_final.hook_scale", &[b, t, 1], || scale(&rstd));
+            rec.put("logits", &[b, t, v], || {
+                let mut logits = vec![0f32; n * v];
+                let w = Weight {
+                    params: p,
+                    off: lay.head,
+                };
+                ops::rowwise_linear_fwd(&mut logits, &lnf, w, lin.head);
+                logits
+            });
+            rec.put("ln_final.hook_normalized", &[b, t, d], || lnf);
+        }
     }
 }
 
@@ -587,262 +640,4 @@ impl Linears {
 fn ln_grads(g: &mut [f32], w: usize, b: usize, d: usize) -> (&mut [f32], &mut [f32]) {
     assert_eq!(b, w + d, "LayerNorm bias follows its weight");
     g[w..w + 2 * d].split_at_mut(d)
-}
-
-/// Row blocks for causal attention: query rows `r0..r1` attend to keys `0..r1` only, so the
-/// products skip most of the masked upper triangle.
-fn causal_blocks(t: usize) -> impl Iterator<Item = (usize, usize)> {
-    const BLOCKS: usize = 3;
-    let step = t.div_ceil(BLOCKS).max(1);
-    (0..t).step_by(step).map(move |r0| (r0, (r0 + step).min(t)))
-}
-
-/// Unscaled scores q·kᵀ [T, T] of one head of one sequence, on and below the diagonal (the
-/// causal blocks; entries above them are left as they were). `qkv` holds the sequence's rows
-/// [T, 3d] after RoPE; `q` is the head's first q column.
-fn qk_scores(s: &mut [f32], qkv: &[f32], q: usize, dims: AttnDims) {
-    let (t, d) = (dims.seq, dims.d_model);
-    for (r0, r1) in causal_blocks(t) {
-        let q_rows = View {
-            data: qkv,
-            off: q + r0 * 3 * d,
-            rs: 3 * d,
-            cs: 1,
-        };
-        let k_cols = View {
-            data: qkv,
-            off: q + d,
-            rs: 1,
-            cs: 3 * d,
-        };
-        let dims = GemmDims {
-            m: r1 - r0,
-            n: r1,
-            k: dims.d_head(),
-        };
-        let out = Out {
-            data: s,
-            off: r0 * t,
-            ld: t,
-        };
-        gemm(dims, out, q_rows, k_cols, Mode::Overwrite, Par::Seq);
-    }
-}
-
-/// The scaled, masked scores of every (sequence, head) [B, h, T, T]: q·kᵀ/√d_head on and
-/// below the diagonal, −∞ above it (TransformerLens's `hook_attn_scores`).
-fn attention_scores(qkv: &[f32], dims: AttnDims) -> Vec<f32> {
-    let (t, d, h, dh) = (dims.seq, dims.d_model, dims.heads, dims.d_head());
-    let scale = 1.0 / (dh as f32).sqrt();
-    let mut out = vec![0f32; dims.batch * h * t * t];
-    out.par_chunks_mut(h * t * t)
-        .zip(qkv.par_chunks(t * 3 * d))
-        .for_each(|(scores, qkv)| {
-            for (head, s) in scores.chunks_exact_mut(t * t).enumerate() {
-                qk_scores(s, qkv, head * dh, dims);
-                for (i, row) in s.chunks_exact_mut(t).enumerate() {
-                    row[..=i].iter_mut().for_each(|x| *x *= scale);
-                    row[i + 1..].fill(f32::NEG_INFINITY);
-                }
-            }
-        });
-    out
-}
-
-/// Causal attention of every (sequence, head): P = softmax(QKᵀ/√dh) masked, Z = P·V. One
-/// rayon task per sequence writes that sequence's rows of `att` [B, h, T, T] and `z` [N, d].
-fn attention_fwd(qkv: &[f32], att: &mut [f32], z: &mut [f32], dims: AttnDims) {
-    let (t, d, h, dh) = (dims.seq, dims.d_model, dims.heads, dims.d_head());
-    assert!(
-        qkv.len() == dims.rows() * 3 * d
-            && att.len() == dims.batch * h * t * t
-            && z.len() == dims.rows() * d,
-        "attention_fwd: sizes"
-    );
-    let scale = 1.0 / (dh as f32).sqrt();
-    att.par_chunks_mut(h * t * t)
-        .zip(z.par_chunks_mut(t * d))
-        .zip(qkv.par_chunks(t * 3 * d))
-        .for_each(|((att, z), qkv)| {
-            for (head, s) in att.chunks_exact_mut(t * t).enumerate() {
-                let q = head * dh;
-                qk_scores(s, qkv, q, dims);
-                for (i, row) in s.chunks_exact_mut(t).enumerate() {
-                    let m = row[..=i].iter().fold(f32::NEG_INFINITY, |a, &x| a.max(x)) * scale;
-                    let mut sum = 0.0;
-                    for x in &mut row[..=i] {
-                        *x = (*x * scale - m).exp();
-                        sum += *x;
-                    }
-                    let inv = 1.0 / sum;
-                    row[..=i].iter_mut().for_each(|x| *x *= inv);
-                    row[i + 1..].fill(0.0);
-                }
-                for (r0, r1) in causal_blocks(t) {
-                    // Z rows r0..r1, this head's columns = P[r0..r1, 0..r1]·V[0..r1].
-                    let v = View {
-                        data: qkv,
-                        off: q + 2 * d,
-                        rs: 3 * d,
-                        cs: 1,
-                    };
-                    let out = Out {
-                        data: z,
-                        off: r0 * d + q,
-                        ld: d,
-                    };
-                    let dims = GemmDims {
-                        m: r1 - r0,
-                        n: dh,
-                        k: r1,
-                    };
-                    gemm(
-                        dims,
-                        out,
-                        View::rm(s, r0 * t, t),
-                        v,
-                        Mode::Overwrite,
-                        Par::Seq,
-                    );
-                }
-            }
-        });
-}
-
-/// Backward of [`attention_fwd`]: from dZ [N, d], the gradients of q, k (after RoPE) and v
-/// into dqkv [N, 3d], through dP and dS in `datt` [B, h, T, T]. One rayon task per sequence.
-fn attention_bwd(
-    qkv: &[f32],
-    att: &[f32],
-    dz: &[f32],
-    datt: &mut [f32],
-    dqkv: &mut [f32],
-    dims: AttnDims,
-) {
-    let (t, d, h, dh) = (dims.seq, dims.d_model, dims.heads, dims.d_head());
-    assert!(
-        qkv.len() == dims.rows() * 3 * d
-            && dqkv.len() == qkv.len()
-            && att.len() == dims.batch * h * t * t
-            && datt.len() == att.len()
-            && dz.len() == dims.rows() * d,
-        "attention_bwd: sizes"
-    );
-    let scale = 1.0 / (dh as f32).sqrt();
-    datt.par_chunks_mut(h * t * t)
-        .zip(dqkv.par_chunks_mut(t * 3 * d))
-        .zip(
-            att.par_chunks(h * t * t)
-                .zip(dz.par_chunks(t * d).zip(qkv.par_chunks(t * 3 * d))),
-        )
-        .for_each(|((datt, dqkv), (att, (dz, qkv)))| {
-            for (head, ds) in datt.chunks_exact_mut(t * t).enumerate() {
-                let q = head * dh;
-                let p = &att[head * t * t..(head + 1) * t * t];
-                // This head's columns of the sequence's rows: dZ, and q, k, v of qkv.
-                let dz_rows = |r0: usize| View {
-                    data: dz,
-                    off: q + r0 * d,
-                    rs: d,
-                    cs: 1,
-                };
-                let qkv_rows = |col: usize, r0: usize| View {
-                    data: qkv,
-                    off: q + col + r0 * 3 * d,
-                    rs: 3 * d,
-                    cs: 1,
-                };
-                // dP = dZ·Vᵀ on the causal blocks.
-                for (r0, r1) in causal_blocks(t) {
-                    let v_cols = View {
-                        data: qkv,
-                        off: q + 2 * d,
-                        rs: 1,
-                        cs: 3 * d,
-                    };
-                    let dims = GemmDims {
-                        m: r1 - r0,
-                        n: r1,
-                        k: dh,
-                    };
-                    let out = Out {
-                        data: &mut *ds,
-                        off: r0 * t,
-                        ld: t,
-                    };
-                    gemm(dims, out, dz_rows(r0), v_cols, Mode::Overwrite, Par::Seq);
-                }
-                // dS = P ⊙ (dP − rowsum(P ⊙ dP)) · scale; zero above the diagonal.
-                for i in 0..t {
-                    let (pr, dr) = (&p[i * t..(i + 1) * t], &mut ds[i * t..(i + 1) * t]);
-                    let dot: f32 = pr[..=i].iter().zip(&dr[..=i]).map(|(a, b)| a * b).sum();
-                    for j in 0..=i {
-                        dr[j] = pr[j] * (dr[j] - dot) * scale;
-                    }
-                    dr[i + 1..].fill(0.0);
-                }
-                let ds = &*ds;
-                for (r0, r1) in causal_blocks(t) {
-                    // Rows r0..r1 of this head's q (col 0), k (col d) or v (col 2d) gradient.
-                    let rows = r0 * 3 * d + q;
-                    // dQ rows r0..r1 = dS[r0..r1, 0..r1]·K[0..r1].
-                    let dims = GemmDims {
-                        m: r1 - r0,
-                        n: dh,
-                        k: r1,
-                    };
-                    let a = View::rm(ds, r0 * t, t);
-                    gemm(
-                        dims,
-                        qkv_out(dqkv, rows, d),
-                        a,
-                        qkv_rows(d, 0),
-                        Mode::Overwrite,
-                        Par::Seq,
-                    );
-                    // dV rows r0..r1 = P[r0..t, r0..r1]ᵀ·dZ[r0..t]; dK likewise from dS and Q.
-                    let dims = GemmDims {
-                        m: r1 - r0,
-                        n: dh,
-                        k: t - r0,
-                    };
-                    let (pt, dst) = (lower_transposed(p, r0, t), lower_transposed(ds, r0, t));
-                    gemm(
-                        dims,
-                        qkv_out(dqkv, rows + 2 * d, d),
-                        pt,
-                        dz_rows(r0),
-                        Mode::Overwrite,
-                        Par::Seq,
-                    );
-                    gemm(
-                        dims,
-                        qkv_out(dqkv, rows + d, d),
-                        dst,
-                        qkv_rows(0, r0),
-                        Mode::Overwrite,
-                        Par::Seq,
-                    );
-                }
-            }
-        });
-}
-
-/// The transpose of the block [r0..t, r0..] of a row-major [T, T] matrix.
-fn lower_transposed(m: &[f32], r0: usize, t: usize) -> View<'_> {
-    View {
-        data: m,
-        off: r0 * t + r0,
-        rs: 1,
-        cs: t,
-    }
-}
-
-/// Rows of an [N, 3d] buffer, from the element at `off` on.
-fn qkv_out(data: &mut [f32], off: usize, d: usize) -> Out<'_> {
-    Out {
-        data,
-        off,
-        ld: 3 * d,
-    }
 }

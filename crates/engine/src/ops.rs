@@ -7,7 +7,10 @@
 //! sizes cannot be swapped silently. Row-parallel loops use rayon with fixed chunking, so
 //! results do not depend on scheduling or on the number of threads.
 
+use pulp::Simd;
 use rayon::prelude::*;
+
+use crate::simd::{simd, SeqKernel};
 
 use crate::params::Activation;
 
@@ -176,6 +179,13 @@ pub struct LinearDims {
     pub d_out: usize,
 }
 
+impl LinearDims {
+    /// The same layer applied to `rows` vectors.
+    pub fn with_rows(self, rows: usize) -> LinearDims {
+        LinearDims { rows, ..self }
+    }
+}
+
 /// A weight matrix W [d_out × d_in] (PyTorch's layout) at `off` in the flat parameter buffer.
 #[derive(Clone, Copy)]
 pub struct Weight<'a> {
@@ -211,22 +221,7 @@ pub fn linear_bwd(
     dims: LinearDims,
 ) {
     let LinearDims { rows, d_in, d_out } = dims;
-    gemm(
-        GemmDims {
-            m: d_out,
-            n: d_in,
-            k: rows,
-        },
-        Out {
-            data: grads,
-            off: w.off,
-            ld: d_in,
-        },
-        View::tr(dy, 0, d_out),
-        View::rm(x, 0, d_in),
-        Mode::Overwrite,
-        Par::All,
-    );
+    linear_bwd_weight(grads, dy, x, w.off, dims);
     gemm(
         GemmDims {
             m: rows,
@@ -239,6 +234,110 @@ pub fn linear_bwd(
         Mode::Overwrite,
         Par::All,
     );
+}
+
+/// dW = dyᵀ·x of a linear layer, written into `grads` at offset `off`.
+pub fn linear_bwd_weight(grads: &mut [f32], dy: &[f32], x: &[f32], off: usize, dims: LinearDims) {
+    let LinearDims { rows, d_in, d_out } = dims;
+    gemm(
+        GemmDims {
+            m: d_out,
+            n: d_in,
+            k: rows,
+        },
+        Out {
+            data: grads,
+            off,
+            ld: d_in,
+        },
+        View::tr(dy, 0, d_out),
+        View::rm(x, 0, d_in),
+        Mode::Overwrite,
+        Par::All,
+    );
+}
+
+/// y = x·Wᵀ row by row, each output a dot product of one input row with one weight row: the
+/// result of a row does not depend on how many rows are computed together (the general
+/// product picks other kernels, which round differently, for small shapes). For the output
+/// head, which runs on the scored rows only, so on as few as k rows during evaluation.
+pub fn rowwise_linear_fwd(y: &mut [f32], x: &[f32], w: Weight<'_>, dims: LinearDims) {
+    let LinearDims { rows, d_in, d_out } = dims;
+    let wm = &w.params[w.off..w.off + d_out * d_in];
+    let block = chunk_rows(rows);
+    y[..rows * d_out]
+        .par_chunks_mut(block * d_out)
+        .zip(x[..rows * d_in].par_chunks(block * d_in))
+        .for_each(|(y, x)| simd(RowsTimesWt { y, x, w: wm, d_in }));
+}
+
+/// [`rowwise_linear_fwd`] of a block of rows: `w` is W [d_out, d_in].
+struct RowsTimesWt<'a> {
+    y: &'a mut [f32],
+    x: &'a [f32],
+    w: &'a [f32],
+    d_in: usize,
+}
+
+impl SeqKernel for RowsTimesWt<'_> {
+    #[inline(always)]
+    fn run<S: Simd>(self, simd: S) {
+        let RowsTimesWt { y, x, w, d_in } = self;
+        let d_out = w.len() / d_in;
+        for (yr, xr) in y.chunks_exact_mut(d_out).zip(x.chunks_exact(d_in)) {
+            for (y, wr) in yr.iter_mut().zip(w.chunks_exact(d_in)) {
+                *y = crate::simd::dot(simd, xr, wr);
+            }
+        }
+    }
+}
+
+/// dx = dy·W row by row (the input gradient of [`rowwise_linear_fwd`]), each row a sum of
+/// weight rows in a fixed order.
+pub fn rowwise_linear_bwd_input(dx: &mut [f32], dy: &[f32], w: Weight<'_>, dims: LinearDims) {
+    let LinearDims { rows, d_in, d_out } = dims;
+    let wm = &w.params[w.off..w.off + d_out * d_in];
+    let block = chunk_rows(rows);
+    dx[..rows * d_in]
+        .par_chunks_mut(block * d_in)
+        .zip(dy[..rows * d_out].par_chunks(block * d_out))
+        .for_each(|(dx, dy)| {
+            simd(RowsTimesW {
+                dx,
+                dy,
+                w: wm,
+                d_in,
+            })
+        });
+}
+
+/// [`rowwise_linear_bwd_input`] of a block of rows.
+struct RowsTimesW<'a> {
+    dx: &'a mut [f32],
+    dy: &'a [f32],
+    w: &'a [f32],
+    d_in: usize,
+}
+
+impl SeqKernel for RowsTimesW<'_> {
+    #[inline(always)]
+    fn run<S: Simd>(self, simd: S) {
+        let RowsTimesW { dx, dy, w, d_in } = self;
+        let d_out = w.len() / d_in;
+        for (xr, yr) in dx.chunks_exact_mut(d_in).zip(dy.chunks_exact(d_out)) {
+            xr.fill(0.0);
+            for (&g, wr) in yr.iter().zip(w.chunks_exact(d_in)) {
+                let ((xv, xt), (wv, wt)) = (S::as_mut_simd_f32s(xr), S::as_simd_f32s(wr));
+                let gv = simd.splat_f32s(g);
+                for (x, &w) in xv.iter_mut().zip(wv) {
+                    *x = simd.mul_add_e_f32s(gv, w, *x);
+                }
+                for (x, &w) in xt.iter_mut().zip(wt) {
+                    *x += g * w;
+                }
+            }
+        }
+    }
 }
 
 /// Rows per parallel chunk for row-wise kernels.
@@ -283,17 +382,50 @@ pub fn layernorm_fwd(
         .zip(x.par_chunks(rows * d))
         .zip(mean.par_chunks_mut(rows).zip(rstd.par_chunks_mut(rows)))
         .for_each(|((y, x), (mean, rstd))| {
-            for (r, (yr, xr)) in y.chunks_exact_mut(d).zip(x.chunks_exact(d)).enumerate() {
-                let mu = xr.iter().sum::<f32>() / d as f32;
-                let var = xr.iter().map(|v| (v - mu) * (v - mu)).sum::<f32>() / d as f32;
-                let rs = 1.0 / (var + ln.eps).sqrt();
-                for i in 0..d {
-                    yr[i] = (xr[i] - mu) * rs * ln.w[i] + ln.b[i];
-                }
-                mean[r] = mu;
-                rstd[r] = rs;
-            }
+            simd(LnFwdRows {
+                y,
+                x,
+                mean,
+                rstd,
+                ln,
+            })
         });
+}
+
+/// [`layernorm_fwd`] of a block of rows.
+struct LnFwdRows<'a> {
+    y: &'a mut [f32],
+    x: &'a [f32],
+    mean: &'a mut [f32],
+    rstd: &'a mut [f32],
+    ln: LnParams<'a>,
+}
+
+impl SeqKernel for LnFwdRows<'_> {
+    #[inline(always)]
+    fn run<S: Simd>(self, simd: S) {
+        let LnFwdRows {
+            y,
+            x,
+            mean,
+            rstd,
+            ln,
+        } = self;
+        let d = ln.w.len();
+        for (r, (yr, xr)) in y.chunks_exact_mut(d).zip(x.chunks_exact(d)).enumerate() {
+            let mu = crate::simd::sum(simd, xr) / d as f32;
+            for (y, &x) in yr.iter_mut().zip(xr) {
+                *y = x - mu;
+            }
+            let var = crate::simd::dot(simd, yr, yr) / d as f32;
+            let rs = 1.0 / (var + ln.eps).sqrt();
+            for ((y, &w), &b) in yr.iter_mut().zip(ln.w).zip(ln.b) {
+                *y = *y * rs * w + b;
+            }
+            mean[r] = mu;
+            rstd[r] = rs;
+        }
+    }
 }
 
 /// LayerNorm backward. dx = residual + ∂loss/∂x when a residual gradient is given (the skip
@@ -327,29 +459,13 @@ pub fn layernorm_bwd(
         .enumerate()
         .for_each(|(c, ((dx, (dy, x)), (mean, rstd)))| {
             let res = residual.map(|g| &g[c * rows * d..c * rows * d + dx.len()]);
-            for r in 0..mean.len() {
-                let (dxr, dyr, xr) = (
-                    &mut dx[r * d..(r + 1) * d],
-                    &dy[r * d..(r + 1) * d],
-                    &x[r * d..(r + 1) * d],
-                );
-                let (mu, rs) = (mean[r], rstd[r]);
-                let (mut s1, mut s2) = (0f32, 0f32);
-                for i in 0..d {
-                    let g = dyr[i] * w[i];
-                    s1 += g;
-                    s2 += g * (xr[i] - mu) * rs;
-                }
-                let (m1, m2) = (s1 / d as f32, s2 / d as f32);
-                for i in 0..d {
-                    let xhat = (xr[i] - mu) * rs;
-                    let v = rs * (dyr[i] * w[i] - m1 - xhat * m2);
-                    dxr[i] = match res {
-                        Some(g) => g[r * d + i] + v,
-                        None => v,
-                    };
-                }
-            }
+            simd(LnBwdRows {
+                dx,
+                res,
+                dy,
+                w,
+                saved: LnSaved { x, mean, rstd },
+            })
         });
     // Parameter gradients: a sum over rows, in fixed row order per column block.
     let cols = d.div_ceil(rayon::current_num_threads().max(1)).max(16);
@@ -369,6 +485,65 @@ pub fn layernorm_bwd(
                 }
             }
         });
+}
+
+/// The input gradient of [`layernorm_bwd`] for a block of rows.
+struct LnBwdRows<'a> {
+    dx: &'a mut [f32],
+    res: Option<&'a [f32]>,
+    dy: &'a [f32],
+    w: &'a [f32],
+    saved: LnSaved<'a>,
+}
+
+impl SeqKernel for LnBwdRows<'_> {
+    #[inline(always)]
+    fn run<S: Simd>(self, simd: S) {
+        let LnBwdRows {
+            dx,
+            res,
+            dy,
+            w,
+            saved: LnSaved { x, mean, rstd },
+        } = self;
+        let d = w.len();
+        for r in 0..mean.len() {
+            let (dxr, dyr, xr) = (
+                &mut dx[r * d..(r + 1) * d],
+                &dy[r * d..(r + 1) * d],
+                &x[r * d..(r + 1) * d],
+            );
+            let (mu, rs) = (mean[r], rstd[r]);
+            // g = dy ⊙ w, s1 = Σ g, s2 = Σ g·x̂ (x̂ = (x − mean)·rstd), one partial sum per lane.
+            let ((dyv, dyt), (wv, wt), (xv, xt)) = (
+                S::as_simd_f32s(dyr),
+                S::as_simd_f32s(w),
+                S::as_simd_f32s(xr),
+            );
+            let (muv, rsv) = (simd.splat_f32s(mu), simd.splat_f32s(rs));
+            let (mut a1, mut a2) = (simd.splat_f32s(0.0), simd.splat_f32s(0.0));
+            for ((&dy, &w), &x) in dyv.iter().zip(wv).zip(xv) {
+                let g = simd.mul_f32s(dy, w);
+                let xhat = simd.mul_f32s(simd.sub_f32s(x, muv), rsv);
+                a1 = simd.add_f32s(a1, g);
+                a2 = simd.mul_add_e_f32s(g, xhat, a2);
+            }
+            let (mut s1, mut s2) = (simd.reduce_sum_f32s(a1), simd.reduce_sum_f32s(a2));
+            for ((&dy, &w), &x) in dyt.iter().zip(wt).zip(xt) {
+                s1 += dy * w;
+                s2 += dy * w * (x - mu) * rs;
+            }
+            let (m1, m2) = (s1 / d as f32, s2 / d as f32);
+            for i in 0..d {
+                let xhat = (xr[i] - mu) * rs;
+                let v = rs * (dyr[i] * w[i] - m1 - xhat * m2);
+                dxr[i] = match res {
+                    Some(g) => g[r * d + i] + v,
+                    None => v,
+                };
+            }
+        }
+    }
 }
 
 /// The sizes of causal self-attention over a batch: `batch` sequences of `seq` positions,

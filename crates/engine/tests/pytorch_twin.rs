@@ -152,7 +152,7 @@ fn run(file: &str) {
     );
     assert_eq!(loss.count, b * positions.len());
     let (_, logits) = fx.f32("logits");
-    check("logits", &ws.logits, &logits);
+    check("logits", &rec.tensors["logits"].data, &logits);
     let hooks: Vec<String> = fx
         .st()
         .names()
