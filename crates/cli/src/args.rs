@@ -37,6 +37,19 @@ pub enum Command {
     Sweep(SweepArgs),
     /// Time full training steps (forward, backward, AdamW) at a reference model size.
     Bench(BenchArgs),
+    /// Check every checkpoint and file of a run or a sweep: checksums, completeness, what a
+    /// resume would start from. Changes nothing; exit status 1 when something is corrupt.
+    Verify(VerifyArgs),
+}
+
+#[derive(Args)]
+pub struct VerifyArgs {
+    /// A run directory (config.toml) or a sweep directory (sweep.json).
+    #[arg(value_name = "RUN|SWEEP_DIR")]
+    pub path: PathBuf,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]
@@ -171,6 +184,7 @@ pub enum SweepCommand {
 }
 
 #[derive(Args)]
+#[command(mut_arg("preset", |a| a.help(plan_preset_help())))]
 pub struct PlanArgs {
     /// The sweep directory to create.
     pub dir: PathBuf,
@@ -184,8 +198,24 @@ pub struct PlanArgs {
     pub grid: Vec<String>,
 }
 
+/// `sweep plan --preset`: the named sweeps and the run presets.
+fn plan_preset_help() -> String {
+    let sweeps: Vec<&str> = modicl_sweeps::preset::SWEEP_PRESETS
+        .iter()
+        .map(|p| p.name)
+        .collect();
+    let runs: Vec<&str> = modicl_config::PRESETS.iter().map(|p| p.name).collect();
+    format!(
+        "A named sweep, which brings its base and its axes ({}; `modicl sweep presets` describes          them), or a run preset as the base of your own --grid axes ({}; cpu is the default)",
+        sweeps.join(", "),
+        runs.join(", ")
+    )
+}
+
 #[derive(Args)]
 pub struct SweepRunArgs {
+    /// The sweep directory (made by `sweep plan`); runs already done are skipped, interrupted
+    /// ones resume.
     pub dir: PathBuf,
     /// Runs at once.
     #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
@@ -200,6 +230,7 @@ pub struct SweepRunArgs {
 
 #[derive(Args)]
 pub struct RunOneArgs {
+    /// The sweep directory (made by `sweep plan`).
     pub dir: PathBuf,
     /// The run's index in the manifest (0-based).
     #[arg(long, value_name = "I")]
@@ -211,10 +242,12 @@ pub struct RunOneArgs {
 
 #[derive(Args)]
 pub struct SlurmArgs {
+    /// The sweep directory (made by `sweep plan`); the script goes to <dir>/slurm/.
     pub dir: PathBuf,
     /// Submit the script with sbatch and record the job id in <dir>/slurm/submissions.json.
     #[arg(long)]
     pub submit: bool,
+    /// SLURM partition (#SBATCH --partition); the cluster's default when not given.
     #[arg(long, value_name = "P")]
     pub partition: Option<String>,
     /// Time limit per run, e.g. 6:00:00.
@@ -239,6 +272,7 @@ pub struct SlurmArgs {
 
 #[derive(Args)]
 pub struct StatusArgs {
+    /// The sweep directory.
     pub dir: PathBuf,
     /// Print JSON.
     #[arg(long)]
@@ -247,6 +281,7 @@ pub struct StatusArgs {
 
 #[derive(Args)]
 pub struct CollectArgs {
+    /// The sweep directory; results.csv and results.json are written into it.
     pub dir: PathBuf,
     #[command(flatten)]
     pub label: LabelArgs,
@@ -266,10 +301,11 @@ pub struct PlotRunArgs {
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// Reference config: 'small' (d 256, 4 heads, 2 blocks, batch 64) or 'paper' (d 512,
-    /// 4 heads, 4 blocks, batch 128); both 32 examples per sequence, vocabulary 47.
-    #[arg(long, default_value = "small", value_parser = ["small", "paper"])]
-    pub model: String,
+    /// Reference config: 'small' (d 256, 4 heads, 2 blocks, batch 64; the default) or 'paper'
+    /// (d 512, 4 heads, 4 blocks, batch 128); both 32 examples per sequence, vocabulary 47.
+    /// Not with --preset, --config, --set or --tasks, which time a configuration instead.
+    #[arg(long, value_parser = ["small", "paper"], conflicts_with_all = ["preset", "config", "set", "tasks"])]
+    pub model: Option<String>,
     /// Timed steps (median reported); default 10 for small, 3 for paper.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100000))]
     pub steps: Option<u32>,
@@ -385,4 +421,49 @@ pub struct ExportArgs {
     /// eval.seqs_per_task sequences per task.
     #[arg(long)]
     pub eval: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every argument of every command, positional or option, with no help text.
+    fn without_help(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+        for a in cmd.get_arguments() {
+            let id = a.get_id().as_str();
+            if id == "help" || id == "version" {
+                continue;
+            }
+            if a.get_help().is_none() && a.get_long_help().is_none() {
+                out.push(format!("{path} {id}"));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            without_help(sub, &format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn every_argument_has_help_text() {
+        let mut missing = Vec::new();
+        without_help(&super::Cli::command(), "modicl", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:?}");
+    }
+
+    #[test]
+    fn sweep_plan_help_lists_the_sweep_presets() {
+        let mut cmd = super::Cli::command();
+        let plan = cmd
+            .find_subcommand_mut("sweep")
+            .unwrap()
+            .find_subcommand_mut("plan")
+            .unwrap();
+        let help = plan.render_long_help().to_string();
+        for p in modicl_sweeps::preset::SWEEP_PRESETS {
+            assert!(help.contains(p.name), "{} not in {help}", p.name);
+        }
+        for p in modicl_config::PRESETS {
+            assert!(help.contains(p.name), "{} not in {help}", p.name);
+        }
+    }
 }

@@ -24,7 +24,8 @@ pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
         (spec, Some(ds))
     } else {
         (
-            BenchSpec::named(&a.model).expect("clap restricts the names"),
+            BenchSpec::named(a.model.as_deref().unwrap_or("small"))
+                .expect("clap restricts the names"),
             None,
         )
     };

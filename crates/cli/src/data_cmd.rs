@@ -10,15 +10,6 @@ use serde_json::json;
 
 use crate::args::{ExportArgs, ShowArgs};
 
-/// Builds the dataset of a configuration, printing its warnings.
-fn build(cfg: &Config) -> anyhow::Result<Dataset> {
-    let ds = Dataset::build(&cfg.task)?;
-    for w in &ds.warnings {
-        eprintln!("warning: {w}");
-    }
-    Ok(ds)
-}
-
 fn fmt_vec(v: &[u32]) -> String {
     let inner: Vec<String> = v.iter().map(|c| c.to_string()).collect();
     format!("({})", inner.join(", "))
@@ -38,7 +29,7 @@ fn vectors_json(v: &Vectors) -> serde_json::Value {
 
 pub fn show(a: &ShowArgs) -> anyhow::Result<()> {
     let cfg = a.cfg.resolve()?;
-    let ds = build(&cfg)?;
+    let ds = Dataset::build(&cfg.task)?;
     let batch = ds.train_batch(0);
     let spt = ds.seqs_per_task();
     // The first sequence of each of the first tasks: under the shared layout they have the
@@ -195,7 +186,7 @@ pub fn show(a: &ShowArgs) -> anyhow::Result<()> {
 
 pub fn export(a: &ExportArgs) -> anyhow::Result<()> {
     let cfg = a.cfg.resolve()?;
-    let ds = build(&cfg)?;
+    let ds = Dataset::build(&cfg.task)?;
     let bar = indicatif::ProgressBar::new(a.steps);
     bar.set_style(
         indicatif::ProgressStyle::with_template(

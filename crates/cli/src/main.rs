@@ -12,12 +12,14 @@ mod phase_plot;
 mod report;
 mod sweep_cmd;
 mod train_cmd;
+mod verify_cmd;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
+    quiet_broken_pipe();
     let cli = args::Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -39,6 +41,7 @@ fn run(cli: args::Cli) -> anyhow::Result<()> {
         args::Command::Plot(p) => eval_cmd::plot(&p.command),
         args::Command::Sweep(s) => sweep_cmd::sweep(&s.command),
         args::Command::Bench(b) => bench_cmd::bench(&b),
+        args::Command::Verify(a) => verify_cmd::verify(&a),
         args::Command::Config(c) => match c.command {
             args::ConfigCommand::Show(a) => {
                 print!("{}", a.resolve()?.to_toml());
@@ -52,6 +55,18 @@ fn run(cli: args::Cli) -> anyhow::Result<()> {
                 Ok(())
             }
         },
+    }
+}
+
+/// Rust ignores SIGPIPE, so printing to a closed pipe (`modicl config keys | head -1`) fails
+/// and `println!` panics. Restoring the default action makes the process end quietly when
+/// the reader has gone, as command-line tools do.
+fn quiet_broken_pipe() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in main, before any thread exists; SIG_DFL is a valid action
+    // for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

@@ -148,3 +148,13 @@ pub fn shot_series(sets: &[SetMetrics], suffix: &str, dashed: bool) -> Vec<Serie
         })
         .collect()
 }
+
+/// The line printed when a resume sets a corrupt checkpoint aside.
+pub fn skipped_line(s: &modicl_trainer::Skipped) -> String {
+    format!(
+        "warning: skipped checkpoint step {}: {}; moved it to {}",
+        s.step,
+        s.reason,
+        s.moved_to.display()
+    )
+}

@@ -18,6 +18,7 @@ use serde_json::json;
 use crate::args::{
     CollectArgs, PlanArgs, RunOneArgs, SlurmArgs, StatusArgs, SweepCommand, SweepRunArgs,
 };
+use crate::report;
 
 /// Raised by Ctrl-C: every active run finishes its step and checkpoints.
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -126,6 +127,20 @@ struct Bars {
 }
 
 impl SweepObserver for Bars {
+    fn skipped(&self, run: &PlannedRun, s: &modicl_trainer::Skipped) {
+        let line = format!(
+            "run {} {}: {}",
+            run.index,
+            run.name,
+            report::skipped_line(s)
+        );
+        match &self.multi {
+            Some(m) => {
+                let _ = m.println(line);
+            }
+            None => eprintln!("{line}"),
+        }
+    }
     fn started(&self, run: &PlannedRun, from: u64, steps: u64) {
         match &self.multi {
             Some(m) => {
@@ -260,6 +275,14 @@ fn run_one(a: &RunOneArgs) -> anyhow::Result<()> {
     install_ctrlc()?;
     struct Log;
     impl SweepObserver for Log {
+        fn skipped(&self, run: &PlannedRun, s: &modicl_trainer::Skipped) {
+            eprintln!(
+                "run {} {}: {}",
+                run.index,
+                run.name,
+                report::skipped_line(s)
+            );
+        }
         fn started(&self, run: &PlannedRun, from: u64, steps: u64) {
             println!(
                 "run {} {}: starting at step {from} of {steps}",

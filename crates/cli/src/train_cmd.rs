@@ -41,8 +41,14 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
             Trainer::create(cfg, RunDir::new(root), a.overwrite)?
         }
     };
-    for w in &trainer.ds.warnings {
-        eprintln!("warning: {w}");
+    if a.resume.is_some() {
+        // A fresh run's configuration printed its warnings when it was resolved.
+        for w in &trainer.ds.warnings {
+            eprintln!("warning: {w}");
+        }
+    }
+    for s in &trainer.skipped {
+        eprintln!("{}", report::skipped_line(s));
     }
     let dir = trainer.dir.root.display().to_string();
     if a.resume.is_some() && trainer.dir.is_done() {
@@ -78,11 +84,7 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
                 );
             }
             if let Some(b) = trainer.best_record() {
-                println!(
-                    "early-stopped metrics (best o.o.d.-test last-shot accuracy, step {}):\n{}",
-                    b.step,
-                    report::table(&b.sets)
-                );
+                println!("{}", early_stopped(&trainer, b));
             }
             println!(
                 "{} steps in {:.1} s ({:.2} steps/s; {:.2} steps/s without evaluation and checkpoints)",
@@ -97,6 +99,40 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The early-stopped table, or, when the best o.o.d.-test accuracy is within sampling noise
+/// of chance, a line that says so (the table would be noise presented as a result).
+fn early_stopped(t: &Trainer, b: &Record) -> String {
+    let table = format!(
+        "early-stopped metrics (best o.o.d.-test last-shot accuracy, step {}):\n{}",
+        b.step,
+        report::table(&b.sets)
+    );
+    let Some(m) = b.set(SetName::OodTest) else {
+        return table;
+    };
+    let chance = 1.0 / t.cfg.task.p as f64;
+    // The evaluations that competed for best_ood: from the end of warm-up on.
+    let evals = t
+        .records
+        .iter()
+        .filter(|r| r.step >= t.cfg.train.warmup)
+        .count();
+    let (noise, threshold) =
+        modicl_trainer::eval::within_chance_noise(m.acc_last(), m.count_last, chance, evals);
+    if !noise {
+        return table;
+    }
+    format!(
+        "no early-stopped result: the best o.o.d.-test last-shot accuracy, {:.4} at step {}, is \
+         within sampling noise of chance (1/{} = {chance:.4}; best of {evals} evaluations of {} \
+         sequences each, noise bound {threshold:.4}); checkpoints/best_ood holds that step anyway\n",
+        m.acc_last(),
+        b.step,
+        t.cfg.task.p,
+        m.count_last
+    )
 }
 
 /// Writes `plots/curves` and `plots/shots` (PNG and SVG) and prints their paths.

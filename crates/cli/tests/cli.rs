@@ -385,9 +385,142 @@ fn non_prime_modulus_warns_but_runs() {
     let dir = tempfile::tempdir().unwrap();
     let o = modicl(dir.path(), &["data", "show", "--set", "task.p=28"]);
     assert!(o.status.success());
-    assert!(stderr(&o).contains("warning: task.p = 28 is not prime"));
+    assert_eq!(
+        stderr(&o)
+            .matches("warning: task.p = 28 is not prime")
+            .count(),
+        1,
+        "{}",
+        stderr(&o)
+    );
     let o = modicl(dir.path(), &["data", "show", "--set", "task.p=31"]);
     assert!(!stderr(&o).contains("warning"));
+    // Every command that resolves a configuration says it, once.
+    let p28 = ["--set", "task.p=28", "--set", "task.batch=16"];
+    let commands: [&[&str]; 5] = [
+        &["config", "show"],
+        &["data", "export", "--out", "ex"],
+        &["sweep", "plan", "sw", "--grid", "optim.lr=0.001,0.002"],
+        &[
+            "bench",
+            "--steps",
+            "1",
+            "--warmup",
+            "0",
+            "--set",
+            "model.d_model=16",
+        ],
+        &[
+            "train",
+            "--run-dir",
+            "r",
+            "--set",
+            "train.steps=2",
+            "--set",
+            "train.warmup=1",
+        ],
+    ];
+    for c in commands {
+        let args: Vec<&str> = c.iter().chain(p28.iter()).copied().collect();
+        let o = Command::new(env!("CARGO_BIN_EXE_modicl"))
+            .args(&args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        assert_eq!(
+            stderr(&o).matches("task.p = 28 is not prime").count(),
+            1,
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
+}
+
+#[test]
+fn the_official_source_brings_its_own_p_and_a_batch_that_fits() {
+    let dir = tempfile::tempdir().unwrap();
+    // Under the default (cpu) preset, p = 11 and batch 128: the official lists are over
+    // Z_29^2 with 4·n_base tasks.
+    let args = ["config", "show", "--tasks", "official:seed=1,n_base=8"];
+    let o = modicl(dir.path(), &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let toml = stdout(&o);
+    assert!(
+        toml.contains("p = 29\n") && toml.contains("batch = 128\n"),
+        "{toml}"
+    );
+    assert!(
+        stderr(&o).contains("task.p = 29 (was 11)"),
+        "{}",
+        stderr(&o)
+    );
+    let o = modicl(
+        dir.path(),
+        &["config", "show", "--tasks", "official:seed=1,n_base=96"],
+    );
+    assert!(stdout(&o).contains("batch = 384\n"), "{}", stdout(&o));
+    assert!(stderr(&o).contains("task.batch = 384 (was 128)"));
+    // What the user sets wins, and is then checked as usual.
+    let o = modicl(
+        dir.path(),
+        &[
+            "config",
+            "show",
+            "--tasks",
+            "official:seed=1,n_base=8",
+            "--set",
+            "task.batch=64",
+        ],
+    );
+    assert!(stdout(&o).contains("batch = 64\n") && !stderr(&o).contains("task.batch"));
+    let args = [
+        "data",
+        "show",
+        "--tasks",
+        "official:seed=1,n_base=8",
+        "--set",
+        "task.p=31",
+    ];
+    let o = Command::new(env!("CARGO_BIN_EXE_modicl"))
+        .args(args)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    // The README's command, as written.
+    let o = Command::new(env!("CARGO_BIN_EXE_modicl"))
+        .args(["data", "show", "--tasks", "official:seed=1,n_base=96"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("i.d. tasks    384"), "{}", stdout(&o));
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    // Far more than a pipe holds (about 330 kB), so the writer meets the closed end.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_modicl"))
+        .args(["data", "show", "--json", "--set", "task.p=101"])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut head = [0u8; 64];
+    child.stdout.take().unwrap().read_exact(&mut head).unwrap();
+    // The read end is dropped here, as `| head -c 64` does.
+    let o = child.wait_with_output().unwrap();
+    let err = stderr(&o);
+    assert!(
+        !err.contains("panicked") && !err.contains("Broken pipe"),
+        "{err}"
+    );
+    assert_ne!(o.status.code(), Some(101), "{err}");
 }
 
 #[test]

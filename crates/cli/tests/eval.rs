@@ -4,10 +4,9 @@
 
 mod common;
 
-use std::fs;
 use std::path::Path;
 
-use common::{eval_json, run, text, TINY};
+use common::{eval_json, train_tiny_kept};
 
 /// The (loss, acc, acc_last) rows of metrics.csv at `step`, by set.
 fn recorded(run_dir: &Path, step: u64) -> Vec<(String, [f64; 3])> {
@@ -46,24 +45,8 @@ fn evaluated(dir: &Path, which: &str, threads: &str) -> (u64, Vec<(String, [f64;
 fn eval_of_a_checkpoint_equals_the_metrics_recorded_at_its_step() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    fs::write(d.join("tiny.toml"), TINY).unwrap();
     // Steps 10 and 30 are both evaluated and kept.
-    let o = run(
-        d,
-        &[
-            "train",
-            "--config",
-            "tiny.toml",
-            "--set",
-            "train.checkpoints=10,30",
-            "--run-dir",
-            "r",
-            "--threads",
-            "1",
-            "--quiet",
-        ],
-    );
-    assert!(o.status.success(), "{}", text(&o));
+    train_tiny_kept(d);
     for (which, step, threads) in [("last", 30, "2"), ("10", 10, "1"), ("10", 10, "2")] {
         let (at, got) = evaluated(d, which, threads);
         assert_eq!(at, step, "{which}");

@@ -194,14 +194,14 @@ fn train_eval_and_plot_write_what_they_say() {
     let o = run(tmp.path(), &train_args("r", "train.steps=120", &[]));
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    for needle in [
-        "final metrics (step 120)",
-        "ood_test",
-        "early-stopped metrics",
-        "plots/curves.png",
-    ] {
+    for needle in ["final metrics (step 120)", "ood_test", "plots/curves.png"] {
         assert!(out.contains(needle), "'{needle}' not in {out}");
     }
+    // The early-stopped table, or the line saying that its o.o.d. accuracy is chance: one of
+    // the two (the rule itself is tested in the trainer: eval::within_chance_noise).
+    let table = out.contains("early-stopped metrics");
+    let noise = out.contains("no early-stopped result") && out.contains("within sampling noise");
+    assert!(table != noise, "{out}");
     assert!(
         out.contains("task.p") && out.contains("optim.lr"),
         "config table printed"
@@ -244,7 +244,7 @@ fn train_eval_and_plot_write_what_they_say() {
         header["transformer.h.1.attn.rotary_emb.freqs"]["shape"],
         serde_json::json!([4])
     );
-    assert_eq!(header["__metadata__"]["format_version"], "1");
+    assert_eq!(header["__metadata__"]["format_version"], "2");
     assert_eq!(header["__metadata__"]["step"], "120");
     assert!(
         header["__metadata__"]["config_hash"]
@@ -358,7 +358,7 @@ fn bad_input_is_one_line_and_exit_2() {
     bad_input(
         d,
         &["eval", "r", "--checkpoint", "2"],
-        &["not a complete checkpoint"],
+        &["step 2 was not kept", "20, 22, 26, 29, 30 and best_ood"],
     );
     let o = run(d, &train_args("r", "train.steps=30", &["--overwrite"]));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

@@ -3,7 +3,7 @@
 use toml::Value;
 
 use crate::run::{self, Act, CheckpointSteps};
-use crate::task::{BatchLayout, OodCap, TaskSource};
+use crate::task::{BatchLayout, InputSplit, OodCap, TaskSource};
 use crate::{ConfigError, Field};
 
 /// The values a key takes. Reading a value, checking its range and the `allowed` text of
@@ -251,6 +251,15 @@ impl Setting for Act {
 impl Setting for BatchLayout {
     fn read(f: &Field, v: &Value) -> Result<Self, ConfigError> {
         BatchLayout::parse(f.key, &String::read(f, v)?)
+    }
+    fn write(&self) -> Value {
+        Value::String(self.as_str().into())
+    }
+}
+
+impl Setting for InputSplit {
+    fn read(f: &Field, v: &Value) -> Result<Self, ConfigError> {
+        InputSplit::parse(f.key, &String::read(f, v)?)
     }
     fn write(&self) -> Value {
         Value::String(self.as_str().into())

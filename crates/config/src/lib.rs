@@ -23,7 +23,7 @@ pub use error::ConfigError;
 pub use kind::Kind;
 pub use preset::{Preset, DEFAULT_PRESET, PRESETS};
 pub use run::{Act, CheckpointSteps, ModelSection, OptimSection, TrainSection};
-pub use task::{BatchLayout, EvalConfig, OodCap, TaskConfig, TaskSource};
+pub use task::{is_prime, BatchLayout, EvalConfig, InputSplit, OodCap, TaskConfig, TaskSource};
 pub use toml::Value;
 
 use kind::{closed, closed_open, int, open, open_closed, Setting};
@@ -138,6 +138,8 @@ keys! {
             "pre-training tasks: 'generate' (n_base, n_random, seed), 'file:PATH' or 'official:seed=S,n_base=N'";
         layout = BatchLayout::Shared, Kind::Enum(BatchLayout::NAMES),
             "batch layout: 'shared' (official: all tasks see the same inputs) or 'independent'";
+        split = InputSplit::Modicl, Kind::Enum(InputSplit::NAMES),
+            "train/test split of the inputs: 'modicl' (its own generator) or 'official' (numpy's np.random.seed(data_seed) + shuffle, bit for bit; data_seed below 2^32; the paper presets)";
     }
 
     /// The paper's depth-4 model: d 512, 4 heads, 4 blocks, MLP 4·d, ReLU, tied, RoPE 10^4.
@@ -218,7 +220,8 @@ pub fn field(key: &str) -> Result<&'static Field, ConfigError> {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Resolved {
     pub config: Config,
-    /// One line each, without a `warning:` prefix: keys the user set that have no effect.
+    /// One line each, without a `warning:` prefix: keys the user set that have no effect,
+    /// keys an `official:` task source set for the user, and [`TaskConfig::warnings`].
     pub warnings: Vec<String>,
 }
 
@@ -257,16 +260,49 @@ impl Config {
         for o in overrides {
             user.push(cfg.apply(o)?);
         }
+        let mut warnings = cfg.fit_official_source(&user);
         cfg.check_naming(&user)?;
-        let warnings = FIELDS
-            .iter()
-            .filter(|f| user.contains(&f.key))
-            .filter_map(|f| cfg.ignored(f))
-            .collect();
+        warnings.extend(
+            FIELDS
+                .iter()
+                .filter(|f| user.contains(&f.key))
+                .filter_map(|f| cfg.ignored(f)),
+        );
+        warnings.extend(cfg.task.warnings());
         Ok(Resolved {
             config: cfg,
             warnings,
         })
+    }
+
+    /// When the user chose an `official:` task source, the keys it implies that the user did
+    /// not set themselves follow it: p = 29 and n_var = 2 (the official lists are over
+    /// Z_29^2), and a batch that holds every one of its 4·n_base tasks equally often (the
+    /// preset's batch rounded up to a multiple). Returns one note per key changed.
+    fn fit_official_source(&mut self, user: &[&str]) -> Vec<String> {
+        let TaskSource::Official { n_base, .. } = self.task.source else {
+            return Vec::new();
+        };
+        if !user.contains(&"task.source") {
+            return Vec::new();
+        }
+        let mut notes = Vec::new();
+        let src = self.task.source.to_string();
+        let mut fit = |key: &str, old: u32, new: u32| {
+            if !user.contains(&key) && old != new {
+                notes.push(format!(
+                    "{key} = {new} (was {old}): task.source = '{src}' implies it; set {key} to override"
+                ));
+                return new;
+            }
+            old
+        };
+        self.task.p = fit("task.p", self.task.p, task::OFFICIAL_P);
+        self.task.n_var = fit("task.n_var", self.task.n_var, 2);
+        let n_id = 4 * n_base;
+        let batch = self.task.batch;
+        self.task.batch = fit("task.batch", batch, batch.div_ceil(n_id) * n_id);
+        notes
     }
 
     /// Reads a resolved `config.toml` (as a run directory holds): defaults, then every key of
@@ -315,6 +351,13 @@ impl Config {
                     "a multiple of 2·model.heads = {} (the head width must be even for RoPE)",
                     2 * m.heads
                 ),
+            ));
+        }
+        if self.task.split == InputSplit::Official && self.task.data_seed > u32::MAX as u64 {
+            return Err(ConfigError::invalid(
+                "task.data_seed",
+                self.task.data_seed,
+                "an integer in 0..=4294967295 with task.split = 'official' (numpy's seed range)",
             ));
         }
         let t = &self.train;
@@ -720,9 +763,22 @@ mod tests {
             None,
             &["task.source=official:seed=2,n_base=128", "task.n_random=5"],
         );
-        assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
+        let ignored = |w: &[String]| -> Vec<String> {
+            w.iter()
+                .filter(|w| w.contains("is ignored"))
+                .cloned()
+                .collect()
+        };
+        assert_eq!(ignored(&r.warnings).len(), 1, "{:?}", r.warnings);
         assert!(
-            r.warnings[0].starts_with("task.n_random = 5 is ignored"),
+            ignored(&r.warnings)[0].starts_with("task.n_random = 5 is ignored"),
+            "{:?}",
+            r.warnings
+        );
+        // The source set p and the batch, which the user did not, and said so.
+        assert_eq!((r.config.task.p, r.config.task.batch), (29, 512));
+        assert!(
+            r.warnings[0].starts_with("task.p = 29 (was 11)"),
             "{:?}",
             r.warnings
         );
@@ -749,9 +805,9 @@ mod tests {
         let r = Config::resolve_with_warnings(None, Some(&path), &["task.n_base=9".into()]);
         std::fs::remove_file(&path).unwrap();
         let r = r.unwrap();
-        assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
+        assert_eq!(ignored(&r.warnings).len(), 1, "{:?}", r.warnings);
         assert!(
-            r.warnings[0].starts_with("task.n_base = 9 is ignored"),
+            ignored(&r.warnings)[0].starts_with("task.n_base = 9 is ignored"),
             "{:?}",
             r.warnings
         );

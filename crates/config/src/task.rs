@@ -9,6 +9,9 @@ use std::path::PathBuf;
 use crate::kind::{self, Kind};
 use crate::ConfigError;
 
+/// The modulus of the official code's task lists.
+pub const OFFICIAL_P: u32 = 29;
+
 /// Where the pre-training task list comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TaskSource {
@@ -108,6 +111,30 @@ impl BatchLayout {
     }
 }
 
+/// How the p^n_var inputs are split into training and test inputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputSplit {
+    /// A permutation from modicl's own generator (`Rng`, keyed by `task.data_seed`).
+    Modicl,
+    /// The official code's permutation: numpy's legacy `np.random.seed(data_seed)` and
+    /// `np.random.shuffle`, bit for bit (data_seed below 2^32).
+    Official,
+}
+
+impl InputSplit {
+    /// The names of the variants, in their order.
+    pub const NAMES: &'static [&'static str] = &["modicl", "official"];
+    const ALL: [InputSplit; 2] = [InputSplit::Modicl, InputSplit::Official];
+
+    /// Parses one of [`InputSplit::NAMES`].
+    pub fn parse(key: &str, s: &str) -> Result<Self, ConfigError> {
+        Kind::Enum(Self::NAMES).pick(key, s).map(|i| Self::ALL[i])
+    }
+    pub fn as_str(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+}
+
 /// How many o.o.d. tasks to keep.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OodCap {
@@ -170,6 +197,8 @@ pub struct TaskConfig {
     pub source: TaskSource,
     /// How inputs are shared between tasks in a batch.
     pub layout: BatchLayout,
+    /// How the inputs are split into training and test inputs.
+    pub split: InputSplit,
 }
 
 /// The `eval` section.
@@ -177,4 +206,28 @@ pub struct TaskConfig {
 pub struct EvalConfig {
     /// Sequences per task in each of the four evaluation sets.
     pub seqs_per_task: u32,
+}
+
+/// Whether p is prime (trial division; p <= 65536).
+pub fn is_prime(p: u32) -> bool {
+    p >= 2
+        && (2..)
+            .take_while(|d| d * d <= p)
+            .all(|d| !p.is_multiple_of(d))
+}
+
+impl TaskConfig {
+    /// Things worth telling the user that are not errors, one line each (no `warning:`
+    /// prefix): a p that is not prime.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        if !is_prime(self.p) {
+            w.push(format!(
+                "task.p = {} is not prime: Z_p is not a field, so some tasks are not invertible and \
+                 the paper's oracles (ratio matching, modular regression) do not apply",
+                self.p
+            ));
+        }
+        w
+    }
 }

@@ -20,10 +20,13 @@ pub mod vectors;
 
 pub use batch::{Batch, SequenceLayout};
 pub use error::DataError;
-pub use modicl_config::{BatchLayout, ConfigError, OodCap, TaskConfig, TaskSource};
+pub use modicl_config::{
+    BatchLayout, ConfigError, InputSplit as SplitKind, OodCap, TaskConfig, TaskSource,
+};
 pub use tasks::TaskSets;
 pub use vectors::{label, Space, Vectors};
 
+use modicl_core::numpy::Mt19937;
 use modicl_core::rng::{Domain, Rng};
 
 /// The four evaluation sets.
@@ -67,6 +70,33 @@ pub struct InputSplit {
     pub test: Vectors,
 }
 
+/// The order of the inputs (indices into the space, `x·p + y` for two variables) whose first
+/// `n_train` are the training inputs.
+pub fn split_permutation(
+    kind: SplitKind,
+    data_seed: u64,
+    size: u32,
+) -> Result<Vec<u32>, DataError> {
+    let mut perm: Vec<u32> = (0..size).collect();
+    match kind {
+        SplitKind::Modicl => {
+            let n = perm.len();
+            Rng::stream(data_seed, Domain::InputSplit, 0).partial_shuffle(&mut perm, n)
+        }
+        SplitKind::Official => {
+            let seed = u32::try_from(data_seed).map_err(|_| {
+                ConfigError::invalid(
+                    "task.data_seed",
+                    data_seed,
+                    "an integer in 0..=4294967295 with task.split = 'official' (numpy's seed range)",
+                )
+            })?;
+            Mt19937::new(seed).shuffle(&mut perm);
+        }
+    }
+    Ok(perm)
+}
+
 /// Everything derived from a task configuration.
 #[derive(Clone, Debug)]
 pub struct Dataset {
@@ -98,14 +128,7 @@ impl Dataset {
                 ),
             )
         })?;
-        let mut warnings = Vec::new();
-        if !vectors::is_prime(cfg.p) {
-            warnings.push(format!(
-                "task.p = {} is not prime: Z_p is not a field, so some tasks are not invertible and \
-                 the paper's oracles (ratio matching, modular regression) do not apply",
-                cfg.p
-            ));
-        }
+        let warnings = cfg.warnings();
         let n = space.size as usize;
         let n_train = (cfg.alpha * n as f64).round_ties_even() as usize;
         if n_train == 0 || n_train >= n {
@@ -133,8 +156,7 @@ impl Dataset {
             )
             .into());
         }
-        let mut perm: Vec<u32> = (0..space.size).collect();
-        Rng::stream(cfg.data_seed, Domain::InputSplit, 0).partial_shuffle(&mut perm, n);
+        let perm = split_permutation(cfg.split, cfg.data_seed, space.size)?;
         let inputs = InputSplit {
             train: space.vectors(&perm[..n_train]),
             test: space.vectors(&perm[n_train..]),

@@ -83,13 +83,7 @@ pub fn label(w: &[u32], x: &[u32], p: u32) -> u32 {
     (acc % p as u64) as u32
 }
 
-/// Whether p is prime (trial division; p <= 65536).
-pub fn is_prime(p: u32) -> bool {
-    p >= 2
-        && (2..)
-            .take_while(|d| d * d <= p)
-            .all(|d| !p.is_multiple_of(d))
-}
+pub use modicl_config::is_prime;
 
 #[cfg(test)]
 mod tests {

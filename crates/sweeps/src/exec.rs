@@ -34,6 +34,8 @@ pub trait SweepObserver: Sync {
     fn started(&self, _run: &PlannedRun, _from_step: u64, _steps: u64) {}
     fn step(&self, _run: &PlannedRun, _step: u64) {}
     fn finished(&self, _run: &PlannedRun, _result: &RunResult) {}
+    /// Resuming the run set aside a corrupt checkpoint (and started from an older one).
+    fn skipped(&self, _run: &PlannedRun, _skipped: &modicl_trainer::Skipped) {}
 }
 
 /// Indices of the runs that are not DONE.
@@ -144,6 +146,9 @@ pub fn run_one(
             .and_then(|cfg| Trainer::create(cfg, dir.clone(), false))
         }
         .map_err(|e| e.to_string())?;
+        for s in &trainer.skipped {
+            obs.skipped(run, s);
+        }
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads.max(1))
             .build()

@@ -77,10 +77,11 @@ impl Axis {
     }
 }
 
-/// `a:b:step` with three numbers (a value such as `file:/x` is not a range).
+/// Numbers separated by colons: `a:b:step`, or a malformed range such as `a:b` (a value
+/// such as `file:/x` is not a range).
 fn is_range(spec: &str) -> bool {
     let parts: Vec<&str> = spec.split(':').collect();
-    parts.len() == 3 && parts.iter().all(|p| number(p).is_ok())
+    parts.len() >= 2 && parts.iter().all(|p| number(p).is_ok())
 }
 
 fn number(s: &str) -> Result<f64, String> {
@@ -128,7 +129,10 @@ fn places(parts: &[&str]) -> Option<usize> {
 fn range(spec: &str) -> Result<Vec<Value>, String> {
     let parts: Vec<&str> = spec.split(':').collect();
     let [a, b, step] = parts[..] else {
-        return Err("a range is start:stop:step, e.g. 0.2:0.8:0.1".into());
+        return Err(format!(
+            "a range is start:stop:step, e.g. 0.2:0.8:0.1 ('{spec}' has {} parts)",
+            parts.len()
+        ));
     };
     let (x0, x1, dx) = (number(a)?, number(b)?, number(step)?);
     if dx <= 0.0 || x1 < x0 {
@@ -241,6 +245,8 @@ mod tests {
             "task.alpha=",
             "task.alpha=0.8:0.2:0.1",
             "task.alpha=0.2:0.8:0",
+            "task.alpha=0.4:0.8",
+            "task.alpha=0.4:0.8:0.1:0.2",
             "task.n_base=2,4,...,101",
             "task.n_base=2,4,...",
             "task.n_base=2,4,...,1",

@@ -24,6 +24,18 @@ pub struct SetMetrics {
     pub shot_count: Vec<u64>,
 }
 
+/// Whether the best of `evals` evaluations, accuracy `acc` on `n` samples each, is within
+/// sampling noise of chance `chance` (1/p): below chance + (sqrt(2 ln evals) + 2)·σ with
+/// σ = sqrt(chance·(1 − chance)/n). Under chance alone, the best of `evals` draws sits
+/// about sqrt(2 ln evals)·σ above it; two more σ keep a false "above chance" rare. Returns
+/// the verdict and the threshold.
+pub fn within_chance_noise(acc: f64, n: u64, chance: f64, evals: usize) -> (bool, f64) {
+    let sigma = (chance * (1.0 - chance) / n.max(1) as f64).sqrt();
+    let z = (2.0 * (evals.max(1) as f64).ln()).sqrt() + 2.0;
+    let threshold = chance + z * sigma;
+    (acc < threshold, threshold)
+}
+
 impl SetMetrics {
     fn new(set: SetName, shots: usize) -> SetMetrics {
         SetMetrics {
@@ -146,5 +158,26 @@ impl Evaluator {
             out.push(m);
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::within_chance_noise;
+
+    #[test]
+    fn chance_noise_scales_with_samples_and_evaluations() {
+        // p = 11, 840 last-shot samples: sigma = 0.0099; best of 21 evaluations: bound
+        // 1/11 + (sqrt(2 ln 21) + 2)·sigma = 0.1353.
+        let chance = 1.0 / 11.0;
+        let (noise, bound) = within_chance_noise(0.0905, 840, chance, 21);
+        assert!(noise);
+        assert!((bound - 0.1353).abs() < 5e-4, "{bound}");
+        assert!(!within_chance_noise(0.14, 840, chance, 21).0);
+        // More evaluations raise the bound; more samples lower it.
+        assert!(within_chance_noise(0.13, 840, chance, 200).0);
+        assert!(!within_chance_noise(0.13, 8400, chance, 21).0);
+        // Below chance is noise too.
+        assert!(within_chance_noise(0.0, 840, chance, 1).0);
     }
 }

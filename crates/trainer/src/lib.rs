@@ -6,7 +6,8 @@
 //! - [`metrics`]: `metrics.csv` and `shots.csv`;
 //! - [`names`]: the names of sets, metrics and checkpoints, as enums;
 //! - [`rundir`]: the run directory's layout, atomic writes and checkpoints;
-//! - [`schedule`]: the official learning-rate schedule.
+//! - [`schedule`]: the official learning-rate schedule;
+//! - [`verify`]: checks every file and checkpoint of a run directory.
 
 pub mod eval;
 pub mod metrics;
@@ -14,6 +15,7 @@ pub mod names;
 pub mod rundir;
 pub mod schedule;
 pub mod train;
+pub mod verify;
 
 use std::path::Path;
 
@@ -25,7 +27,7 @@ pub use eval::{Evaluator, SetMetrics};
 pub use metrics::Record;
 pub use names::{Checkpoint, Metric, SetName, UnknownName};
 pub use rundir::RunDir;
-pub use train::{Observer, Outcome, Summary, Trainer};
+pub use train::{Observer, Outcome, Skipped, Summary, Trainer};
 
 /// Everything that can stop a run.
 #[derive(Debug, thiserror::Error)]

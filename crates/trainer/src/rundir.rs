@@ -10,13 +10,19 @@
 //!   DONE                 written last, when the run has finished
 //!   checkpoints/step_<N>/{model.safetensors, optimizer.safetensors, state.json, DONE}
 //!   checkpoints/best_ood/{model.safetensors, state.json, DONE}
+//!   checkpoints/corrupt-step_<N>/  a checkpoint that failed its checksums, set aside by resume
 //!   plots/               written by `modicl train` and `modicl plot`
 //! ```
 //!
 //! Every file is written to a temporary name and renamed into place; a checkpoint directory
 //! is assembled under a temporary name, gets its `DONE` marker last, and is renamed whole.
+//!
+//! Every file of a checkpoint is checksummed (BLAKE3, the digest `b3sum` prints): `state.json`
+//! records the checksums of the safetensors files, and `DONE` records the checksum of
+//! `state.json`. Every load verifies them ([`read_state`], [`read_model`], [`read_optimizer`]),
+//! so a checkpoint whose bytes changed is an error naming the file, never garbage weights.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -27,8 +33,12 @@ use serde::{Deserialize, Serialize};
 use crate::names::Checkpoint;
 use crate::TrainError;
 
-/// Version of the run-directory and checkpoint formats.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the run-directory and checkpoint formats. Version 2 added the checksums; version
+/// 1 checkpoints (no checksums) are still read, unverified.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The oldest checkpoint format this modicl reads.
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
 
 /// The run directory's well-known paths.
 #[derive(Clone, Debug)]
@@ -106,29 +116,81 @@ impl RunDir {
         Ok(steps)
     }
 
+    /// Moves checkpoint `step_<step>` out of the way of resume, to `corrupt-step_<step>` (or
+    /// `corrupt-step_<step>.<k>` if that name is taken), and returns where it went.
+    pub fn set_aside(&self, step: u64) -> Result<PathBuf, TrainError> {
+        let from = self.step_dir(step);
+        let base = format!("corrupt-step_{step}");
+        let mut to = self.checkpoints().join(&base);
+        let mut k = 1;
+        while to.exists() {
+            k += 1;
+            to = self.checkpoints().join(format!("{base}.{k}"));
+        }
+        fs::rename(&from, &to).map_err(|e| TrainError::io(&from, e))?;
+        Ok(to)
+    }
+
+    /// The folders of the checkpoints that resume set aside (`corrupt-step_<N>`), by name.
+    pub fn set_aside_checkpoints(&self) -> Vec<PathBuf> {
+        let mut out: Vec<PathBuf> = fs::read_dir(self.checkpoints())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("corrupt-step_"))
+            .map(|e| e.path())
+            .collect();
+        out.sort();
+        out
+    }
+
     /// The directory of checkpoint `c`, which must be complete (`DONE`-marked); `last` is the
     /// newest complete `step_<N>`.
     pub fn checkpoint(&self, c: Checkpoint) -> Result<PathBuf, TrainError> {
+        let steps = self.complete_checkpoints()?;
         let dir = match c {
-            Checkpoint::Last => {
-                let Some(&s) = self.complete_checkpoints()?.last() else {
+            Checkpoint::Last => match steps.last() {
+                Some(&s) => self.step_dir(s),
+                None => {
                     return Err(TrainError::NotARun(format!(
                         "{} has no complete checkpoint yet",
                         self.root.display()
-                    )));
-                };
-                self.step_dir(s)
-            }
+                    )))
+                }
+            },
             Checkpoint::BestOod => self.best_ood(),
             Checkpoint::Step(s) => self.step_dir(s),
         };
         if !dir.join("DONE").is_file() {
+            let what = match c {
+                Checkpoint::Step(s) if !dir.exists() => format!("step {s} was not kept"),
+                Checkpoint::BestOod if !dir.exists() => "there is no best_ood checkpoint".into(),
+                _ => format!("{} is not complete (no DONE marker)", dir.display()),
+            };
             return Err(TrainError::NotARun(format!(
-                "{} is not a complete checkpoint (no DONE marker)",
-                dir.display()
+                "--checkpoint {c}: {what} in {}; it has {}",
+                self.root.display(),
+                self.describe_checkpoints(&steps)
             )));
         }
         Ok(dir)
+    }
+
+    /// "steps 0, 1000 and best_ood", for error messages.
+    fn describe_checkpoints(&self, steps: &[u64]) -> String {
+        let mut names: Vec<String> = steps.iter().map(|s| s.to_string()).collect();
+        if self.best_ood().join("DONE").is_file() {
+            names.push(Checkpoint::BestOod.to_string());
+        }
+        match names.len() {
+            0 => "no complete checkpoint".into(),
+            1 => format!("only checkpoint {}", names[0]),
+            n => format!(
+                "checkpoints {} and {}",
+                names[..n - 1].join(", "),
+                names[n - 1]
+            ),
+        }
     }
 }
 
@@ -157,6 +219,10 @@ pub struct CheckpointState {
     pub config_hash: String,
     /// The best o.o.d.-test evaluation up to this step, if any.
     pub best_ood: Option<Best>,
+    /// Checksum of every other file of the checkpoint, by file name: `blake3:<hex>` (format
+    /// version 2 on; empty in version 1).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub files: BTreeMap<String, String>,
 }
 
 /// The evaluation with the best o.o.d.-test accuracy (last shot, then all shots, then the
@@ -230,9 +296,20 @@ fn optimizer_tensors(model: &Model, opt: &AdamW) -> Vec<(String, Vec<usize>, Vec
     out
 }
 
+/// The checksum recorded for `bytes`: `blake3:<hex>`, as `b3sum` prints the digest.
+pub fn checksum(bytes: &[u8]) -> String {
+    format!("blake3:{}", blake3::hash(bytes).to_hex())
+}
+
+/// What `DONE` holds: the checksum of `state.json`.
+fn done_marker(state_json: &[u8]) -> String {
+    format!("state.json {}\n", checksum(state_json))
+}
+
 /// Writes a checkpoint directory atomically: assembled under a temporary name, `DONE` last,
 /// then renamed to `dir` (replacing an older directory of that name). Without `opt`, only the
-/// model and the state are written.
+/// model and the state are written. The state written records the files' checksums (the
+/// `files` of `state` itself is ignored).
 pub fn write_checkpoint(
     dir: &Path,
     model: &Model,
@@ -245,18 +322,22 @@ pub fn write_checkpoint(
     let old = parent.join(format!(".old-{name}-{}", std::process::id()));
     let _ = fs::remove_dir_all(&tmp);
     fs::create_dir_all(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
+    let mut state = state.clone();
+    state.files.clear();
     let sd = params::state_dict(&model.cfg, &model.layout, &model.params);
-    let bytes = params::to_safetensors(&sd, Some(metadata(state, "model")))?;
-    write_atomic(&tmp.join("model.safetensors"), &bytes)?;
+    let bytes = params::to_safetensors(&sd, Some(metadata(&state, "model")))?;
+    write_atomic(&tmp.join(MODEL_FILE), &bytes)?;
+    state.files.insert(MODEL_FILE.into(), checksum(&bytes));
     if let Some(opt) = opt {
-        let mut meta = metadata(state, "optimizer");
+        let mut meta = metadata(&state, "optimizer");
         meta.insert("adam_step".into(), opt.step.to_string());
         let bytes = params::to_safetensors(&optimizer_tensors(model, opt), Some(meta))?;
-        write_atomic(&tmp.join("optimizer.safetensors"), &bytes)?;
+        write_atomic(&tmp.join(OPTIMIZER_FILE), &bytes)?;
+        state.files.insert(OPTIMIZER_FILE.into(), checksum(&bytes));
     }
-    let json = serde_json::to_string_pretty(state).expect("state serialises") + "\n";
-    write_atomic(&tmp.join("state.json"), json.as_bytes())?;
-    write_atomic(&tmp.join("DONE"), b"")?;
+    let json = serde_json::to_string_pretty(&state).expect("state serialises") + "\n";
+    write_atomic(&tmp.join(STATE_FILE), json.as_bytes())?;
+    write_atomic(&tmp.join("DONE"), done_marker(json.as_bytes()).as_bytes())?;
     if dir.exists() {
         fs::rename(dir, &old).map_err(|e| TrainError::io(dir, e))?;
     }
@@ -268,40 +349,97 @@ pub fn write_checkpoint(
     Ok(())
 }
 
-/// Reads `state.json` of a checkpoint directory.
-pub fn read_state(dir: &Path) -> Result<CheckpointState, TrainError> {
-    let path = dir.join("state.json");
-    let text = read_text(&path)?;
-    let state: CheckpointState = serde_json::from_str(&text).map_err(|e| TrainError::Corrupt {
+/// The model's file in a checkpoint directory.
+pub const MODEL_FILE: &str = "model.safetensors";
+/// The optimizer's file in a checkpoint directory.
+pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+/// The state's file in a checkpoint directory.
+pub const STATE_FILE: &str = "state.json";
+
+fn corrupt(path: &Path, reason: impl Into<String>) -> TrainError {
+    TrainError::Corrupt {
         path: path.display().to_string(),
-        reason: e.to_string(),
-    })?;
-    if state.format_version != FORMAT_VERSION {
-        return Err(TrainError::Corrupt {
-            path: path.display().to_string(),
-            reason: format!(
-                "format version {} (this modicl reads {FORMAT_VERSION})",
+        reason: reason.into(),
+    }
+}
+
+/// Reads `state.json` of a checkpoint directory, checking it against the checksum in `DONE`
+/// (format version 2 on).
+pub fn read_state(dir: &Path) -> Result<CheckpointState, TrainError> {
+    let path = dir.join(STATE_FILE);
+    let bytes = read_bytes(&path)?;
+    let done = read_text(&dir.join("DONE"))?;
+    // An empty DONE is a version-1 checkpoint, which recorded no checksums.
+    if !done.is_empty() && done != done_marker(&bytes) {
+        let found = checksum(&bytes);
+        let recorded = done
+            .trim_end()
+            .strip_prefix("state.json ")
+            .unwrap_or(done.trim_end());
+        return Err(corrupt(
+            &path,
+            format!("its checksum is {found}, DONE records {recorded}"),
+        ));
+    }
+    let state: CheckpointState =
+        serde_json::from_slice(&bytes).map_err(|e| corrupt(&path, e.to_string()))?;
+    if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&state.format_version) {
+        return Err(corrupt(
+            &path,
+            format!(
+                "format version {} (this modicl reads {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION})",
                 state.format_version
             ),
-        });
+        ));
+    }
+    if state.format_version >= 2 && done.is_empty() {
+        return Err(corrupt(
+            &dir.join("DONE"),
+            "it is empty, but a version-2 checkpoint's DONE records the checksum of state.json",
+        ));
     }
     Ok(state)
 }
 
-/// Loads the model of a checkpoint directory.
-pub fn read_model(dir: &Path, cfg: &ModelConfig) -> Result<Model, TrainError> {
-    let path = dir.join("model.safetensors");
+/// Reads file `name` of a checkpoint directory and checks it against the checksum that
+/// `state` records (version 1 checkpoints record none: their files are read unverified).
+pub fn read_checked(
+    dir: &Path,
+    name: &str,
+    state: &CheckpointState,
+) -> Result<Vec<u8>, TrainError> {
+    let path = dir.join(name);
     let bytes = read_bytes(&path)?;
-    Model::from_safetensors(cfg.clone(), &bytes).map_err(|e| TrainError::Corrupt {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    })
+    if state.format_version >= 2 {
+        let Some(recorded) = state.files.get(name) else {
+            return Err(corrupt(
+                &dir.join(STATE_FILE),
+                format!("it records no checksum for {name}"),
+            ));
+        };
+        let found = checksum(&bytes);
+        if &found != recorded {
+            return Err(corrupt(
+                &path,
+                format!("its checksum is {found}, state.json records {recorded}"),
+            ));
+        }
+    }
+    Ok(bytes)
 }
 
-/// Loads the optimizer state of a checkpoint directory for `model`.
+/// Loads the model of a checkpoint directory, verifying its checksum.
+pub fn read_model(dir: &Path, cfg: &ModelConfig) -> Result<Model, TrainError> {
+    let state = read_state(dir)?;
+    let bytes = read_checked(dir, MODEL_FILE, &state)?;
+    Model::from_safetensors(cfg.clone(), &bytes)
+        .map_err(|e| corrupt(&dir.join(MODEL_FILE), e.to_string()))
+}
+
+/// Loads the optimizer state of a checkpoint directory for `model`, verifying its checksum.
 pub fn read_optimizer(dir: &Path, model: &Model, cfg: AdamWConfig) -> Result<AdamW, TrainError> {
-    let path = dir.join("optimizer.safetensors");
-    let bytes = read_bytes(&path)?;
+    let path = dir.join(OPTIMIZER_FILE);
+    let bytes = read_checked(dir, OPTIMIZER_FILE, &read_state(dir)?)?;
     let corrupt = |reason: String| TrainError::Corrupt {
         path: path.display().to_string(),
         reason,

@@ -115,6 +115,16 @@ pub struct Summary {
     pub resumed_from: u64,
 }
 
+/// A checkpoint that [`Trainer::resume`] could not use: why, and where it was moved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Skipped {
+    pub step: u64,
+    /// The error that loading it gave (names the file).
+    pub reason: String,
+    /// Its folder now (`checkpoints/corrupt-step_<N>`).
+    pub moved_to: std::path::PathBuf,
+}
+
 /// One training run in progress.
 pub struct Trainer {
     pub cfg: Config,
@@ -128,6 +138,8 @@ pub struct Trainer {
     pub best: Option<Best>,
     /// The step this trainer started from.
     pub resumed_from: u64,
+    /// Checkpoints that resume found corrupt and set aside, newest first.
+    pub skipped: Vec<Skipped>,
     hash: String,
     kept: BTreeSet<u64>,
 }
@@ -160,9 +172,11 @@ impl Trainer {
         Ok(t)
     }
 
-    /// Continues the run in `dir` from its newest complete checkpoint (or from the start when
+    /// Continues the run in `dir` from its newest intact checkpoint (or from the start when
     /// it has none). Metrics recorded after that checkpoint are dropped: they are recomputed,
-    /// identically.
+    /// identically. A newer checkpoint that fails to load (a checksum mismatch, a missing or
+    /// unreadable file) is moved to `checkpoints/corrupt-step_<N>` and listed in
+    /// [`Trainer::skipped`]; one written by another configuration is an error.
     pub fn resume(dir: RunDir) -> Result<Trainer, TrainError> {
         if !dir.config().is_file() {
             return Err(TrainError::NotARun(format!(
@@ -175,23 +189,44 @@ impl Trainer {
         let mcfg = model_config(&cfg);
         clean_temporaries(&dir);
         let hash = rundir::config_hash(&cfg);
-        let (model, opt, step, best) = match dir.complete_checkpoints()?.last() {
-            Some(&step) => {
-                let ck = dir.step_dir(step);
+        // The newest intact checkpoint; corrupt ones are set aside, newest first.
+        let mut skipped = Vec::new();
+        let mut loaded = None;
+        for &step in dir.complete_checkpoints()?.iter().rev() {
+            let ck = dir.step_dir(step);
+            let load = || -> Result<_, TrainError> {
                 let state = rundir::read_state(&ck)?;
-                if state.config_hash != hash || state.step != step {
-                    return Err(TrainError::Corrupt {
-                        path: ck.join("state.json").display().to_string(),
-                        reason: format!(
-                            "it belongs to step {} of config {}, not step {step} of this run's config.toml ({hash})",
-                            state.step, state.config_hash
-                        ),
-                    });
-                }
                 let model = rundir::read_model(&ck, &mcfg)?;
                 let opt = rundir::read_optimizer(&ck, &model, adamw_config(&cfg))?;
-                (model, opt, step, state.best_ood)
+                Ok((state, model, opt))
+            };
+            match load() {
+                Ok((state, model, opt)) => {
+                    if state.config_hash != hash || state.step != step {
+                        return Err(TrainError::Corrupt {
+                            path: ck.join(rundir::STATE_FILE).display().to_string(),
+                            reason: format!(
+                                "it belongs to step {} of config {}, not step {step} of this run's config.toml ({hash})",
+                                state.step, state.config_hash
+                            ),
+                        });
+                    }
+                    loaded = Some((model, opt, step, state.best_ood));
+                    break;
+                }
+                Err(e @ (TrainError::Corrupt { .. } | TrainError::Io { .. })) => {
+                    let moved_to = dir.set_aside(step)?;
+                    skipped.push(Skipped {
+                        step,
+                        reason: e.to_string(),
+                        moved_to,
+                    });
+                }
+                Err(e) => return Err(e),
             }
+        }
+        let (model, opt, step, best) = match loaded {
+            Some(l) => l,
             None => {
                 let model = Model::new(mcfg, cfg.task.seed)?;
                 let opt = AdamW::new(adamw_config(&cfg), model.layout.total);
@@ -203,7 +238,8 @@ impl Trainer {
         } else {
             Vec::new()
         };
-        let t = Trainer::assemble(cfg, dir, ds, model, opt, records, best, step);
+        let mut t = Trainer::assemble(cfg, dir, ds, model, opt, records, best, step);
+        t.skipped = skipped;
         t.write_metrics()?;
         Ok(t)
     }
@@ -236,6 +272,7 @@ impl Trainer {
             records,
             best,
             resumed_from: step,
+            skipped: Vec::new(),
             kept,
         }
     }
@@ -348,6 +385,7 @@ impl Trainer {
             step,
             config_hash: self.hash.clone(),
             best_ood: self.best.clone(),
+            files: BTreeMap::new(),
         }
     }
 

@@ -199,12 +199,38 @@ fn stopped_at_20() -> (tempfile::TempDir, std::path::PathBuf) {
     (tmp, dir)
 }
 
+/// Flips `n` bytes of `path` from offset `at` (the file keeps its size).
+fn flip(path: &Path, at: usize, n: usize) {
+    let mut bytes = fs::read(path).unwrap();
+    assert!(at + n <= bytes.len(), "{} is too small", path.display());
+    bytes[at..at + n].iter_mut().for_each(|b| *b ^= 0xa5);
+    fs::write(path, bytes).unwrap();
+}
+
+/// Loads everything resume loads from checkpoint `ck`.
+fn load(ck: &Path) -> Result<(), TrainError> {
+    use modicl_trainer::{adamw_config, model_config, rundir};
+    let cfg = tiny();
+    rundir::read_state(ck)?;
+    let model = rundir::read_model(ck, &model_config(&cfg))?;
+    rundir::read_optimizer(ck, &model, adamw_config(&cfg))?;
+    Ok(())
+}
+
 #[test]
 fn corrupt_or_truncated_checkpoints_are_clear_errors() {
     let (_tmp, dir) = stopped_at_20();
     let ck = dir.join("checkpoints/step_20");
     let model = fs::read(ck.join("model.safetensors")).unwrap();
+    let mut flipped = model.clone();
+    // 400 bytes inside the tensor data: the header, the names and the shapes stay valid, so
+    // only the checksum can tell.
+    let data = flipped.len() - 1000;
+    flipped[data..data + 400]
+        .iter_mut()
+        .for_each(|b| *b ^= 0xff);
     let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("model.safetensors", flipped),
         ("model.safetensors", model[..model.len() / 2].to_vec()),
         ("model.safetensors", Vec::new()),
         ("optimizer.safetensors", b"garbage".to_vec()),
@@ -213,7 +239,7 @@ fn corrupt_or_truncated_checkpoints_are_clear_errors() {
     for (file, bytes) in cases {
         let keep = fs::read(ck.join(file)).unwrap();
         fs::write(ck.join(file), &bytes).unwrap();
-        let err = match Trainer::resume(RunDir::new(&dir)) {
+        let err = match load(&ck) {
             Err(e) => e,
             Ok(_) => panic!("{file} with {} bytes was accepted", bytes.len()),
         };
@@ -223,7 +249,117 @@ fn corrupt_or_truncated_checkpoints_are_clear_errors() {
         assert_eq!(msg.lines().count(), 1, "{msg}");
         fs::write(ck.join(file), keep).unwrap();
     }
-    Trainer::resume(RunDir::new(&dir)).unwrap();
+    load(&ck).unwrap();
+    // The optimizer's moments, changed in place.
+    flip(&ck.join("optimizer.safetensors"), 2000, 400);
+    let msg = load(&ck).unwrap_err().to_string();
+    assert!(
+        msg.contains("optimizer.safetensors") && msg.contains("checksum"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_format_1_checkpoint_without_checksums_still_loads() {
+    use modicl_trainer::rundir;
+    let (_tmp, dir) = stopped_at_20();
+    let ck = dir.join("checkpoints/step_20");
+    let mut state = rundir::read_state(&ck).unwrap();
+    assert_eq!(state.format_version, rundir::FORMAT_VERSION);
+    assert_eq!(state.files.len(), 2, "{:?}", state.files);
+    // What modicl wrote before checksums: format 1, no `files`, an empty DONE.
+    state.format_version = 1;
+    state.files.clear();
+    let json = serde_json::to_string_pretty(&state).unwrap();
+    assert!(!json.contains("files"));
+    fs::write(ck.join("state.json"), json).unwrap();
+    fs::write(ck.join("DONE"), b"").unwrap();
+    load(&ck).unwrap();
+    let report = modicl_trainer::verify::verify_run(&RunDir::new(&dir)).unwrap();
+    let c = report
+        .checks
+        .iter()
+        .find(|c| c.item == "checkpoints/step_20")
+        .unwrap();
+    assert_eq!(c.status.label(), "unverified", "{c:?}");
+    assert_eq!(report.bad(), 0);
+    // A format-2 state with an empty DONE is not a format-1 checkpoint: refused.
+    state.format_version = 2;
+    fs::write(
+        ck.join("state.json"),
+        serde_json::to_string(&state).unwrap(),
+    )
+    .unwrap();
+    let msg = load(&ck).unwrap_err().to_string();
+    assert!(msg.contains("DONE"), "{msg}");
+}
+
+#[test]
+fn resume_sets_a_corrupt_checkpoint_aside_and_still_ends_identical() {
+    let tmp = tempfile::tempdir().unwrap();
+    let want = uninterrupted(tmp.path());
+    let dir = tmp.path().join("corrupt");
+    let mut t = Trainer::create(tiny(), RunDir::new(&dir), false).unwrap();
+    let stop = AtomicBool::new(false);
+    t.run(&mut StopAt(20, &stop), &stop).unwrap();
+    let run = RunDir::new(&dir);
+    let steps = run.complete_checkpoints().unwrap();
+    assert_eq!(steps.last(), Some(&20), "{steps:?}");
+    let older = steps[steps.len() - 2];
+    let model = dir.join("checkpoints/step_20/model.safetensors");
+    flip(&model, 600, 400);
+    let bad_bytes = fs::read(&model).unwrap();
+
+    let report = modicl_trainer::verify::verify_run(&run).unwrap();
+    let bad: Vec<_> = report.checks.iter().filter(|c| c.status.is_bad()).collect();
+    assert_eq!(bad.len(), 1, "{:?}", report.checks);
+    assert_eq!(bad[0].item, "checkpoints/step_20");
+    assert!(bad[0].status.detail().contains("model.safetensors"));
+    assert_eq!((report.resume_from, report.done), (older, false));
+
+    let t = Trainer::resume(RunDir::new(&dir)).unwrap();
+    assert_eq!(t.step, older);
+    assert_eq!(t.skipped.len(), 1);
+    let s = &t.skipped[0];
+    assert_eq!(s.step, 20);
+    assert!(s.reason.contains("model.safetensors"), "{}", s.reason);
+    // Kept aside, not deleted, and out of resume's way.
+    assert_eq!(s.moved_to, dir.join("checkpoints/corrupt-step_20"));
+    assert_eq!(
+        fs::read(s.moved_to.join("model.safetensors")).unwrap(),
+        bad_bytes
+    );
+    assert!(!run.complete_checkpoints().unwrap().contains(&20));
+    drop(t);
+    finish(&dir);
+    assert_same(
+        &outputs(&dir),
+        &want,
+        " after a resume past a corrupt checkpoint",
+    );
+    let report = modicl_trainer::verify::verify_run(&run).unwrap();
+    assert_eq!(report.bad(), 0, "{:?}", report.checks);
+    assert!(report.done);
+    assert!(report
+        .checks
+        .iter()
+        .any(|c| c.item == "checkpoints/corrupt-step_20" && c.status.label() == "set aside"));
+}
+
+#[test]
+fn a_checkpoint_that_was_not_kept_is_an_error_listing_those_that_were() {
+    use modicl_trainer::Checkpoint;
+    let (_tmp, dir) = stopped_at_20();
+    let run = RunDir::new(&dir);
+    let steps = run.complete_checkpoints().unwrap();
+    let err = run.checkpoint(Checkpoint::Step(19)).unwrap_err();
+    assert!(err.is_bad_input(), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("step 19 was not kept"), "{msg}");
+    for s in steps {
+        assert!(msg.contains(&s.to_string()), "{msg} lacks {s}");
+    }
+    run.checkpoint(Checkpoint::Step(20)).unwrap();
 }
 
 #[test]

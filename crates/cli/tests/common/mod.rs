@@ -75,3 +75,23 @@ pub fn plan_tiny(dir: &Path, extra: &[&str]) {
     let o = run(dir, &args);
     assert!(o.status.success(), "{args:?}: {}", text(&o));
 }
+
+/// Trains TINY into `dir/r` with checkpoints 10 and 30 kept (and best_ood); panics unless it
+/// succeeds.
+pub fn train_tiny_kept(dir: &Path) {
+    std::fs::write(dir.join("tiny.toml"), TINY).unwrap();
+    let args = [
+        "train",
+        "--config",
+        "tiny.toml",
+        "--set",
+        "train.checkpoints=10,30",
+        "--run-dir",
+        "r",
+        "--threads",
+        "1",
+        "--quiet",
+    ];
+    let o = run(dir, &args);
+    assert!(o.status.success(), "{}", text(&o));
+}
