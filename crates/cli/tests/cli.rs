@@ -573,3 +573,23 @@ fn bench_reports_the_documented_json_keys() {
         Some(2)
     );
 }
+
+#[test]
+fn bench_refuses_a_reference_size_and_a_configuration_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        ["bench", "--preset", "cpu", "--model", "paper"],
+        ["bench", "--model", "small", "--set", "task.p=7"],
+    ] {
+        let o = modicl(dir.path(), &args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        let first = err.lines().next().unwrap_or("");
+        assert!(
+            first.starts_with("error: ")
+                && first.contains("--model")
+                && first.contains("cannot be used"),
+            "{args:?}: {err}"
+        );
+    }
+}

@@ -106,6 +106,13 @@ pub struct Workspace {
     /// Scratch of the attention kernels, per sequence [B, (d_head + 1)·T'] (T' = T rounded up
     /// to whole vectors).
     attn_scratch: Vec<f32>,
+    /// Whether the last forward pass ran the last block past attention at the scored rows
+    /// only (see [`Model::forward`]).
+    pruned: bool,
+    /// The last block's attention output z at the scored rows [S, d], in target order.
+    sc_z: Vec<f32>,
+    /// Gradient of the last block's output at the scored rows [S, d].
+    sc_g: Vec<f32>,
 }
 
 impl Workspace {
@@ -159,6 +166,9 @@ impl Workspace {
             datt: z(batch * h * seq * seq),
             dlogits: z(n * v),
             attn_scratch: z(batch * attention::scratch_per_seq(dims)),
+            pruned: false,
+            sc_z: z(n * d),
+            sc_g: z(n * d),
         }
     }
 
@@ -307,10 +317,18 @@ impl Model {
                 row.copy_from_slice(&wte[tok as usize * d..(tok as usize + 1) * d]);
             });
 
+        // Past its attention, the last block matters only at the scored rows: its keys and
+        // values come from every row, but the residual stream it leaves reaches the loss at the
+        // scored rows alone. Unless a recorder asks for every row's activations, the attention
+        // output projection, the MLP and the residual adds of the last block run on those rows
+        // only (in target order), which is what the head reads.
+        let sc = ws.targets.len();
+        ws.pruned = rec.is_none() && prunable(sc, d);
         for (l, off) in lay.blocks.iter().enumerate() {
             let (before, after) = ws.resid.split_at_mut(l + 1);
             let (x, out) = (&before[l], &mut after[0]);
             let a = &mut ws.blocks[l];
+            let prune = ws.pruned && l + 1 == c.layers;
             // Attention.
             ops::layernorm_fwd(
                 &mut a.ln1,
@@ -322,28 +340,64 @@ impl Model {
             ops::linear_fwd(&mut a.qkv, &a.ln1, w(off.qkv), lin.qkv, Mode::Overwrite);
             ops::rope(&mut a.qkv, dims, &ws.rope, Rotation::Forward);
             attention_fwd(&a.qkv, &mut a.att, &mut a.z, &mut ws.attn_scratch, dims);
-            ops::linear_fwd(&mut a.attn_out, &a.z, w(off.o), lin.o, Mode::Overwrite);
-            ops::add(&mut a.mid, x, &a.attn_out);
+            // The rows from here on: all of them, or the scored ones (`prune`).
+            let (rows, f) = (if prune { sc } else { n }, c.d_mlp());
+            let z_in = if prune {
+                gather_rows(&mut ws.sc_z[..sc * d], &a.z, &ws.targets, d);
+                &ws.sc_z[..sc * d]
+            } else {
+                &a.z[..]
+            };
+            let (attn_out, mid) = (&mut a.attn_out[..rows * d], &mut a.mid[..rows * d]);
+            ops::linear_fwd(
+                attn_out,
+                z_in,
+                w(off.o),
+                lin.o.with_rows(rows),
+                Mode::Overwrite,
+            );
+            if prune {
+                // mid = x + attn_out at the scored rows.
+                mid.par_chunks_mut(d)
+                    .zip(attn_out.par_chunks(d).zip(ws.targets.par_iter()))
+                    .for_each(|(m, (o, &(r, _)))| {
+                        for ((m, &x), &o) in m.iter_mut().zip(&x[r * d..(r + 1) * d]).zip(o) {
+                            *m = x + o;
+                        }
+                    });
+            } else {
+                ops::add(mid, x, attn_out);
+            }
             // MLP.
             ops::layernorm_fwd(
-                &mut a.ln2,
-                &mut a.ln2_mean,
-                &mut a.ln2_rstd,
-                &a.mid,
+                &mut a.ln2[..rows * d],
+                &mut a.ln2_mean[..rows],
+                &mut a.ln2_rstd[..rows],
+                mid,
                 ln(off.ln2_w, off.ln2_b),
             );
-            ops::linear_fwd(&mut a.pre, &a.ln2, w(off.fc), lin.fc, Mode::Overwrite);
-            ops::act_fwd(&mut a.post, &a.pre, c.act);
-            out.copy_from_slice(&a.mid);
-            ops::linear_fwd(out, &a.post, w(off.proj), lin.proj, Mode::Accumulate);
+            let (pre, post) = (&mut a.pre[..rows * f], &mut a.post[..rows * f]);
+            let ln2 = &a.ln2[..rows * d];
+            ops::linear_fwd(pre, ln2, w(off.fc), lin.fc.with_rows(rows), Mode::Overwrite);
+            ops::act_fwd(post, pre, c.act);
+            let out = &mut out[..rows * d];
+            out.copy_from_slice(mid);
+            ops::linear_fwd(
+                out,
+                post,
+                w(off.proj),
+                lin.proj.with_rows(rows),
+                Mode::Accumulate,
+            );
         }
-        // Final LayerNorm and head at the scored rows only.
-        let sc = ws.targets.len();
+        // Final LayerNorm and head at the scored rows only (a pruned last block left them in
+        // target order already).
         let last = &ws.resid[c.layers];
-        ws.head_in[..sc * d]
-            .par_chunks_mut(d)
-            .zip(ws.targets.par_iter())
-            .for_each(|(row, &(r, _))| row.copy_from_slice(&last[r * d..(r + 1) * d]));
+        if ws.pruned {
+            ws.head_in[..sc * d].copy_from_slice(&last[..sc * d]);
+        } else {
+            gather_rows(&mut ws.head_in[..sc * d], last, &ws.targets, d);
+        }
         ops::layernorm_fwd(
             &mut ws.lnf[..sc * d],
             &mut ws.lnf_mean[..sc],
@@ -455,26 +509,50 @@ impl Model {
             lnf_w,
             saved,
         );
-        ws.g.fill(0.0);
-        for (&(r, _), row) in ws.targets.iter().zip(ws.gmid.chunks_exact(d)) {
-            ws.g[r * d..(r + 1) * d].copy_from_slice(row);
+        if ws.pruned {
+            ws.sc_g[..sc * d].copy_from_slice(&ws.gmid[..sc * d]);
+        } else {
+            scatter_rows(&mut ws.g, &ws.gmid[..sc * d], &ws.targets, d);
         }
+        let f = c.d_mlp();
         for (l, off) in lay.blocks.iter().enumerate().rev() {
             let a = &ws.blocks[l];
+            // A pruned last block ran past attention at the scored rows only, in target order;
+            // the gradient of the residual stream it left is zero at every other row.
+            let prune = ws.pruned && l + 1 == c.layers;
+            let rows = if prune { sc } else { n };
+            let (g, z) = if prune {
+                (&ws.sc_g[..sc * d], &ws.sc_z[..sc * d])
+            } else {
+                (&ws.g[..], &a.z[..])
+            };
             // MLP: g is d resid_post.
-            ops::linear_bwd(&mut ws.dmlp, grads, &ws.g, &a.post, w(off.proj), lin.proj);
-            ops::act_bwd(&mut ws.dmlp, &a.pre, c.act);
-            ops::linear_bwd(&mut ws.dln, grads, &ws.dmlp, &a.ln2, w(off.fc), lin.fc);
+            let dmlp = &mut ws.dmlp[..rows * f];
+            let proj = lin.proj.with_rows(rows);
+            ops::linear_bwd(dmlp, grads, g, &a.post[..rows * f], w(off.proj), proj);
+            ops::act_bwd(dmlp, &a.pre[..rows * f], c.act);
+            let (dln, ln2) = (&mut ws.dln[..rows * d], &a.ln2[..rows * d]);
+            ops::linear_bwd(dln, grads, dmlp, ln2, w(off.fc), lin.fc.with_rows(rows));
             let saved = LnSaved {
-                x: &a.mid,
-                mean: &a.ln2_mean,
-                rstd: &a.ln2_rstd,
+                x: &a.mid[..rows * d],
+                mean: &a.ln2_mean[..rows],
+                rstd: &a.ln2_rstd[..rows],
             };
             let ln2_grads = ln_grads(grads, off.ln2_w, off.ln2_b, d);
             let ln2_w = &p[off.ln2_w..off.ln2_w + d];
-            ops::layernorm_bwd(&mut ws.gmid, Some(&ws.g), ln2_grads, &ws.dln, ln2_w, saved);
+            let gmid = &mut ws.gmid[..rows * d];
+            ops::layernorm_bwd(gmid, Some(g), ln2_grads, dln, ln2_w, saved);
             // Attention: gmid is d resid_mid.
-            ops::linear_bwd(&mut ws.dz, grads, &ws.gmid, &a.z, w(off.o), lin.o);
+            if prune {
+                let dz_sc = &mut ws.dln[..sc * d];
+                ops::linear_bwd(dz_sc, grads, gmid, z, w(off.o), lin.o.with_rows(sc));
+                scatter_rows(&mut ws.dz, dz_sc, &ws.targets, d);
+                // gmid, in target order, becomes d resid_mid at every row (in g, then swapped).
+                scatter_rows(&mut ws.g, &ws.gmid[..sc * d], &ws.targets, d);
+                std::mem::swap(&mut ws.g, &mut ws.gmid);
+            } else {
+                ops::linear_bwd(&mut ws.dz, grads, gmid, z, w(off.o), lin.o);
+            }
             attention_bwd(
                 &a.qkv,
                 &a.att,
@@ -633,6 +711,30 @@ impl Linears {
             proj: dims(f, d),
             head: dims(d, v),
         }
+    }
+}
+
+/// Whether the last block may run past attention at the `sc` scored rows only. Each row of a
+/// product is then computed exactly as in the full product (the same kernel, the same
+/// order of sums), so the scored rows get the same bits either way, provided the gathered
+/// products stay clear of the `gemm` crate's paths for tiny products (a single row, or at most
+/// 16 x 16 outputs), whose sums run in another order. Below that size nothing is gathered.
+fn prunable(sc: usize, d: usize) -> bool {
+    sc > 1 && sc * d > 256
+}
+
+/// `out` [S, d] = the rows of `x` [N, d] that `targets` name, in target order.
+fn gather_rows(out: &mut [f32], x: &[f32], targets: &[(usize, u32)], d: usize) {
+    out.par_chunks_mut(d)
+        .zip(targets.par_iter())
+        .for_each(|(row, &(r, _))| row.copy_from_slice(&x[r * d..(r + 1) * d]));
+}
+
+/// `out` [N, d] = zero, except the rows that `targets` name, which get the rows of `x` [S, d].
+fn scatter_rows(out: &mut [f32], x: &[f32], targets: &[(usize, u32)], d: usize) {
+    out.fill(0.0);
+    for (&(r, _), row) in targets.iter().zip(x.chunks_exact(d)) {
+        out[r * d..(r + 1) * d].copy_from_slice(row);
     }
 }
 

@@ -176,17 +176,26 @@ fn run(file: &str) {
         "recorder names exactly the fixture's hooks"
     );
 
-    // Backward: every parameter gradient.
+    // Backward: every parameter gradient, after the recorded forward pass (every row of every
+    // block) and after a plain one (the last block past attention at the scored rows only).
     let mut grads = vec![0f32; model.layout.total];
-    model.backward(&mut ws, &mut grads);
-    for spec in &model.layout.specs {
-        let (shape, want) = fx.f32(&format!("grad.{}", spec.name));
-        assert_eq!(shape, spec.shape, "{}", spec.name);
-        check(
-            &format!("grad.{}", spec.name),
-            &grads[spec.offset..spec.offset + spec.len],
-            &want,
-        );
+    for recorded in [true, false] {
+        if !recorded {
+            let plain = model
+                .forward(&mut ws, &tokens, s, &positions, None)
+                .unwrap();
+            assert_eq!(plain.mean.to_bits(), loss.mean.to_bits(), "loss");
+        }
+        model.backward(&mut ws, &mut grads);
+        for spec in &model.layout.specs {
+            let (shape, want) = fx.f32(&format!("grad.{}", spec.name));
+            assert_eq!(shape, spec.shape, "{}", spec.name);
+            check(
+                &format!("grad.{} (recorded: {recorded})", spec.name),
+                &grads[spec.offset..spec.offset + spec.len],
+                &want,
+            );
+        }
     }
 
     // Five AdamW steps on the same batch.
