@@ -40,6 +40,139 @@ pub enum Command {
     /// Check every checkpoint and file of a run or a sweep: checksums, completeness, what a
     /// resume would start from. Changes nothing; exit status 1 when something is corrupt.
     Verify(VerifyArgs),
+    /// Behavioural probes of a trained model: which algorithm does it run? Per-shot accuracy
+    /// against the Ratio Matching and Modular Regression oracles, k-shot prediction grids,
+    /// label corruption. Output: <run>/probes/<checkpoint>/ (docs/probes.md).
+    Probe(ProbeArgs),
+}
+
+#[derive(Args)]
+pub struct ProbeArgs {
+    #[command(subcommand)]
+    pub command: ProbeCommand,
+}
+
+#[derive(Subcommand)]
+pub enum ProbeCommand {
+    /// The model's per-shot accuracy on the four sets with the Ratio Matching and Modular
+    /// Regression oracle curves (the paper's Fig. 1c): shots.csv, shots.{png,svg}.
+    Shots(ProbeShotsArgs),
+    /// k-shot prediction grids (the paper's Fig. 5): one task, a fixed prefix of k examples, the
+    /// model's prediction for every query, beside the queries each algorithm explains:
+    /// kshot/task_A_B/ (.npy arrays, kshot.json, figure).
+    Kshot(ProbeKshotArgs),
+    /// Label corruption: accuracy and loss by shot and number of wrong labels, and which
+    /// earlier examples a prediction depends on: noise/ (noise.json, figures).
+    Noise(ProbeNoiseArgs),
+    /// Every probe above into <run>/probes/<checkpoint>/, with index.json listing what was
+    /// written.
+    All(ProbeAllArgs),
+}
+
+/// The run and checkpoint a probe reads, and where it writes.
+#[derive(Args, Clone)]
+pub struct ProbeTarget {
+    /// A run directory, or one of its checkpoint directories (checkpoints/step_N, best_ood).
+    pub path: PathBuf,
+    /// Which checkpoint of a run directory: 'last' (the newest complete one), 'best_ood', or
+    /// a step number.
+    #[arg(long, default_value_t = Checkpoint::Last.to_string(), value_name = "WHICH")]
+    pub checkpoint: String,
+    /// Output folder (default: <run>/probes/<checkpoint>).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Worker threads (default: all cores). Results do not depend on it.
+    #[arg(long, value_name = "T", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: Option<u32>,
+    /// Print the results as JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct ProbeShotsArgs {
+    #[command(flatten)]
+    pub target: ProbeTarget,
+    #[command(flatten)]
+    pub opts: ShotsOpts,
+}
+
+#[derive(Args, Clone)]
+pub struct ShotsOpts {
+    /// Sequences per task in each set (default: the run's eval.seqs_per_task).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub seqs_per_task: Option<u32>,
+}
+
+#[derive(Args)]
+pub struct ProbeKshotArgs {
+    #[command(flatten)]
+    pub target: ProbeTarget,
+    /// The task, as its n_var numbers in 0..p, e.g. 6,6.
+    #[arg(long, value_name = "A,B")]
+    pub task: String,
+    #[command(flatten)]
+    pub opts: KshotOpts,
+}
+
+#[derive(Args, Clone)]
+pub struct KshotOpts {
+    /// Shot counts to draw, comma-separated, each at most the run's examples − 1 (default:
+    /// 1, 2, 13 and 31 scaled to the run's examples per sequence).
+    #[arg(long, value_name = "K,K,...")]
+    pub shots: Option<String>,
+    /// Seed of the prefix examples, drawn without replacement from all p^n_var inputs.
+    #[arg(
+        long,
+        value_name = "S",
+        default_value_t = 1,
+        conflicts_with = "examples"
+    )]
+    pub examples_seed: u64,
+    /// The prefix examples' inputs instead, e.g. '4,21;2,6;19,4' (labels follow from the
+    /// task).
+    #[arg(long, value_name = "X,Y;X,Y;...")]
+    pub examples: Option<String>,
+}
+
+#[derive(Args)]
+pub struct ProbeNoiseArgs {
+    #[command(flatten)]
+    pub target: ProbeTarget,
+    #[command(flatten)]
+    pub opts: NoiseOpts,
+}
+
+#[derive(Args, Clone)]
+pub struct NoiseOpts {
+    /// Tasks per set (i.d. and o.o.d.) in the random-location experiment.
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub tasks: u32,
+    /// Contexts per task and context length in the random-location experiment.
+    #[arg(long, value_name = "T", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub trials: u32,
+    /// Sequences per set in the single-location experiment.
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub sequences: u32,
+    /// Seed of the contexts and the corruptions.
+    #[arg(long, value_name = "S", default_value_t = 0)]
+    pub seed: u64,
+}
+
+#[derive(Args)]
+pub struct ProbeAllArgs {
+    #[command(flatten)]
+    pub target: ProbeTarget,
+    /// Tasks of the k-shot grids (repeatable; default: the first i.d. and the first o.o.d.
+    /// task of the run).
+    #[arg(long, value_name = "A,B")]
+    pub task: Vec<String>,
+    #[command(flatten)]
+    pub shots: ShotsOpts,
+    #[command(flatten)]
+    pub kshot: KshotOpts,
+    #[command(flatten)]
+    pub noise: NoiseOpts,
 }
 
 #[derive(Args)]

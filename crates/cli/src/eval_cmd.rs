@@ -34,12 +34,50 @@ fn locate(path: &Path, which: &str) -> anyhow::Result<(RunDir, PathBuf)> {
     }
 }
 
-pub fn eval(a: &EvalArgs) -> anyhow::Result<()> {
-    let (run, ck) = locate(&a.path, &a.checkpoint)?;
+/// A checkpoint loaded with everything needed to run its model on the run's data.
+pub(crate) struct Opened {
+    pub run: RunDir,
+    /// The checkpoint directory and its name (`step_N`, `best_ood`).
+    pub ck: PathBuf,
+    pub ck_name: String,
+    pub cfg: modicl_config::Config,
+    pub state: rundir::CheckpointState,
+    pub model: modicl_engine::Model,
+    pub ds: modicl_data::Dataset,
+}
+
+/// Loads the checkpoint `which` of the run at `path` (or the checkpoint directory `path`).
+pub(crate) fn open(path: &Path, which: &str) -> anyhow::Result<Opened> {
+    let (run, ck) = locate(path, which)?;
     let cfg = run.read_config()?;
     let state = rundir::read_state(&ck)?;
     let model = rundir::read_model(&ck, &modicl_trainer::model_config(&cfg))?;
     let ds = modicl_data::Dataset::build(&cfg.task)?;
+    let ck_name = ck
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(Opened {
+        run,
+        ck,
+        ck_name,
+        cfg,
+        state,
+        model,
+        ds,
+    })
+}
+
+pub fn eval(a: &EvalArgs) -> anyhow::Result<()> {
+    let Opened {
+        run,
+        ck,
+        ck_name,
+        cfg,
+        state,
+        model,
+        ds,
+    } = open(&a.path, &a.checkpoint)?;
     let per_task = a.seqs_per_task.unwrap_or(cfg.eval.seqs_per_task) as usize;
     let sets = train_cmd::pool(a.threads)?.install(|| -> anyhow::Result<_> {
         let mut ev = Evaluator::new(&ds, per_task);
@@ -47,10 +85,6 @@ pub fn eval(a: &EvalArgs) -> anyhow::Result<()> {
         let mut ws = modicl_engine::Workspace::new(&model.cfg, chunk, ds.seq.input_len());
         Ok(ev.run(&model, &mut ws)?)
     })?;
-    let ck_name = ck
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
     let out = a
         .out
         .clone()

@@ -9,6 +9,7 @@ mod bench_cmd;
 mod data_cmd;
 mod eval_cmd;
 mod phase_plot;
+mod probe_cmd;
 mod report;
 mod sweep_cmd;
 mod train_cmd;
@@ -42,6 +43,7 @@ fn run(cli: args::Cli) -> anyhow::Result<()> {
         args::Command::Sweep(s) => sweep_cmd::sweep(&s.command),
         args::Command::Bench(b) => bench_cmd::bench(&b),
         args::Command::Verify(a) => verify_cmd::verify(&a),
+        args::Command::Probe(p) => probe_cmd::probe(&p.command),
         args::Command::Config(c) => match c.command {
             args::ConfigCommand::Show(a) => {
                 print!("{}", a.resolve()?.to_toml());
@@ -85,6 +87,9 @@ fn exit_code(e: &anyhow::Error) -> u8 {
         }
         if cause.downcast_ref::<modicl_config::ConfigError>().is_some() {
             return 2;
+        }
+        if let Some(p) = cause.downcast_ref::<modicl_probes::ProbeError>() {
+            return if p.is_bad_input() { 2 } else { 1 };
         }
         if let Some(d) = cause.downcast_ref::<modicl_data::DataError>() {
             return if d.is_bad_input() { 2 } else { 1 };

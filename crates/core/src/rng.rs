@@ -24,6 +24,8 @@ pub enum Domain {
     EvalSet = 6,
     /// Model weight initialisation (keyed by `seed`).
     ModelInit = 7,
+    /// Contexts and corruptions drawn by the probes (keyed by the probe's seed).
+    Probe = 8,
 }
 
 /// xoshiro256++.

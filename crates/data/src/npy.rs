@@ -1,10 +1,28 @@
-//! NumPy `.npy` files (format version 1.0), little-endian int64, C order.
+//! NumPy `.npy` files (format version 1.0), little-endian int64 or float64, C order.
 
 /// Encodes `data` with `shape` as a `.npy` file of dtype `<i8`.
 pub fn encode_i64(shape: &[usize], data: impl ExactSizeIterator<Item = i64>) -> Vec<u8> {
+    let mut out = header("<i8", shape, data.len());
+    for v in data {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out
+}
+
+/// Encodes `data` with `shape` as a `.npy` file of dtype `<f8`.
+pub fn encode_f64(shape: &[usize], data: impl ExactSizeIterator<Item = f64>) -> Vec<u8> {
+    let mut out = header("<f8", shape, data.len());
+    for v in data {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out
+}
+
+/// The magic, version and header of a version-1.0 file of 8-byte items, with room for them.
+fn header(descr: &str, shape: &[usize], len: usize) -> Vec<u8> {
     assert_eq!(
         shape.iter().product::<usize>(),
-        data.len(),
+        len,
         "shape {shape:?} does not hold the data"
     );
     let dims = match shape {
@@ -18,18 +36,15 @@ pub fn encode_i64(shape: &[usize], data: impl ExactSizeIterator<Item = i64>) -> 
                 .join(", ")
         ),
     };
-    let mut header = format!("{{'descr': '<i8', 'fortran_order': False, 'shape': {dims}, }}");
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {dims}, }}");
     // Magic (6) + version (2) + length (2) + header + '\n', padded to a multiple of 64.
     let total = (10 + header.len() + 1).div_ceil(64) * 64;
     header.push_str(&" ".repeat(total - 10 - header.len() - 1));
     header.push('\n');
-    let mut out = Vec::with_capacity(total + 8 * data.len());
+    let mut out = Vec::with_capacity(total + 8 * len);
     out.extend_from_slice(b"\x93NUMPY\x01\x00");
     out.extend_from_slice(&(header.len() as u16).to_le_bytes());
     out.extend_from_slice(header.as_bytes());
-    for v in data {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
     out
 }
 
@@ -92,6 +107,15 @@ mod tests {
             assert_eq!(bytes[10 + hlen - 1], b'\n');
             assert_eq!(decode_i64(&bytes).unwrap(), (shape, data));
         }
+        let f = encode_f64(&[2, 2], [0.5, -1.0, 2.25, f64::NAN].into_iter());
+        assert!(std::str::from_utf8(&f[10..70])
+            .unwrap()
+            .contains("'descr': '<f8'"));
+        let hlen = u16::from_le_bytes([f[8], f[9]]) as usize;
+        assert_eq!(
+            f64::from_le_bytes(f[10 + hlen + 16..10 + hlen + 24].try_into().unwrap()),
+            2.25
+        );
         let one = encode_i64(&[5], [0i64; 5].into_iter());
         assert!(std::str::from_utf8(&one[10..70])
             .unwrap()

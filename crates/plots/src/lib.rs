@@ -11,6 +11,10 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::colors::colormaps::ViridisRGB;
 
+mod raster;
+pub use plotters::style::RGBColor;
+pub use raster::{rasters, ColorBar, Raster, RasterFill};
+
 /// Errors while drawing or writing a plot.
 #[derive(Debug, thiserror::Error)]
 pub enum PlotError {

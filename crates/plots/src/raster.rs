@@ -1,0 +1,214 @@
+//! Rasters: grids of many small cells (a p × p map of queries, a shot × shot matrix), drawn
+//! without per-cell text or borders, with sparse integer ticks, an optional colour bar and one
+//! legend for the whole figure.
+
+use std::path::{Path, PathBuf};
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::{render, scale, DrawResult, Figure, PlotError};
+
+/// What fills a raster cell.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum RasterFill {
+    /// A fixed colour (a category).
+    Color(RGBColor),
+    /// A value on the raster's colour bar (viridis over `bar.min..bar.max`).
+    Value(f64),
+    /// No data: light grey.
+    Empty,
+}
+
+/// A colour bar for [`RasterFill::Value`] cells.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ColorBar {
+    pub min: f64,
+    pub max: f64,
+    pub label: String,
+}
+
+/// One raster: `nx` × `ny` cells, cell (x, y) at `cells[y·nx + x]`, y = 0 at the bottom. Tick
+/// labels count from `x0` and `y0`.
+#[derive(Clone, Debug)]
+pub struct Raster {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub nx: usize,
+    pub ny: usize,
+    pub x0: i64,
+    pub y0: i64,
+    pub cells: Vec<RasterFill>,
+    pub bar: Option<ColorBar>,
+}
+
+/// A step giving at most about 7 ticks over `n` cells: 1, 2, 5, 10, 20, ...
+fn tick_step(n: usize) -> usize {
+    let mut step = 1;
+    for s in [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000] {
+        step = s;
+        if n / s <= 7 {
+            break;
+        }
+    }
+    step
+}
+
+fn draw_raster<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, r: &Raster) -> DrawResult<DB> {
+    let (plot, side) = match &r.bar {
+        Some(_) => {
+            let (w, _) = area.dim_in_pixel();
+            let (a, b) = area.split_horizontally(w.saturating_sub(78));
+            (a, Some(b))
+        }
+        None => (area.clone(), None),
+    };
+    let (nx, ny) = (r.nx.max(1), r.ny.max(1));
+    let mut chart = ChartBuilder::on(&plot)
+        .caption(&r.title, ("sans-serif", 17))
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(46)
+        .build_cartesian_2d(0f64..nx as f64, 0f64..ny as f64)?;
+    let (sx, sy) = (tick_step(nx), tick_step(ny));
+    let (x0, y0) = (r.x0, r.y0);
+    let fmt = |v: f64, step: usize, origin: i64| -> String {
+        let i = (v - 0.5).round();
+        if (v - 0.5 - i).abs() < 1e-6 && i >= 0.0 && (i as usize).is_multiple_of(step) {
+            format!("{}", i as i64 + origin)
+        } else {
+            String::new()
+        }
+    };
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_desc(&r.x_label)
+        .y_desc(&r.y_label)
+        .x_labels(nx * 2 + 1)
+        .y_labels(ny * 2 + 1)
+        .x_label_formatter(&|v| fmt(*v, sx, x0))
+        .y_label_formatter(&|v| fmt(*v, sy, y0))
+        .label_style(("sans-serif", 13))
+        .draw()?;
+    let color = |f: &RasterFill| match *f {
+        RasterFill::Color(c) => c,
+        RasterFill::Value(v) => {
+            let (lo, hi) = r.bar.as_ref().map_or((0.0, 1.0), |b| (b.min, b.max));
+            let t = if hi > lo { (v - lo) / (hi - lo) } else { 0.0 };
+            scale(t)
+        }
+        RasterFill::Empty => RGBColor(225, 225, 225),
+    };
+    chart.draw_series(r.cells.iter().enumerate().map(|(i, f)| {
+        let (x, y) = ((i % nx) as f64, (i / nx) as f64);
+        Rectangle::new([(x, y), (x + 1.0, y + 1.0)], color(f).filled())
+    }))?;
+    if let (Some(side), Some(bar)) = (side, &r.bar) {
+        let (_, h) = side.dim_in_pixel();
+        let (top, bottom) = (40i32, h as i32 - 50);
+        let steps = 64;
+        for s in 0..steps {
+            let y1 = bottom - (bottom - top) * s / steps;
+            let y2 = bottom - (bottom - top) * (s + 1) / steps;
+            side.draw(&Rectangle::new(
+                [(8, y2), (24, y1)],
+                scale(s as f64 / (steps - 1) as f64).filled(),
+            ))?;
+        }
+        for (t, v) in [
+            (0.0, bar.min),
+            (0.5, (bar.min + bar.max) / 2.0),
+            (1.0, bar.max),
+        ] {
+            let y = bottom - ((bottom - top) as f64 * t) as i32;
+            side.draw(&Text::new(
+                format!("{v:.2}"),
+                (28, y - 6),
+                ("sans-serif", 12),
+            ))?;
+        }
+        side.draw(&Text::new(
+            bar.label.clone(),
+            (4, top - 22),
+            ("sans-serif", 12),
+        ))?;
+    }
+    Ok(())
+}
+
+struct RasterGrid<'a> {
+    title: &'a str,
+    maps: &'a [Raster],
+    grid: (usize, usize),
+    legend: &'a [(String, RGBColor)],
+}
+
+impl Figure for RasterGrid<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let root = root.titled(self.title, ("sans-serif", 22))?;
+        let (body, foot) = if self.legend.is_empty() {
+            (root.clone(), None)
+        } else {
+            let (_, h) = root.dim_in_pixel();
+            let (a, b) = root.split_vertically(h.saturating_sub(34));
+            (a, Some(b))
+        };
+        for (area, m) in body.split_evenly(self.grid).iter().zip(self.maps) {
+            draw_raster(area, m)?;
+        }
+        if let Some(foot) = foot {
+            let mut x = 16;
+            for (label, c) in self.legend {
+                foot.draw(&Rectangle::new([(x, 8), (x + 16, 24)], c.filled()))?;
+                foot.draw(&Rectangle::new([(x, 8), (x + 16, 24)], BLACK.mix(0.5)))?;
+                foot.draw(&Text::new(label.clone(), (x + 22, 9), ("sans-serif", 14)))?;
+                x += 40 + 8 * label.chars().count() as i32;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Draws `maps` in rows of `cols`, each `cell` pixels, with one legend of categories under
+/// them, to `<stem>.png` and `<stem>.svg`.
+pub fn rasters(
+    stem: &Path,
+    title: &str,
+    maps: &[Raster],
+    cols: usize,
+    cell: (u32, u32),
+    legend: &[(String, RGBColor)],
+) -> Result<Vec<PathBuf>, PlotError> {
+    if maps.iter().all(|m| m.cells.is_empty()) {
+        return Err(PlotError::Empty(title.to_string()));
+    }
+    let cols = cols.clamp(1, maps.len().max(1));
+    let rows = maps.len().div_ceil(cols);
+    let foot = if legend.is_empty() { 0 } else { 34 };
+    let size = (cell.0 * cols as u32, cell.1 * rows as u32 + 40 + foot);
+    render(
+        stem,
+        size,
+        &RasterGrid {
+            title,
+            maps,
+            grid: (rows, cols),
+            legend,
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tick_step;
+
+    #[test]
+    fn ticks_stay_few() {
+        assert_eq!(tick_step(5), 1);
+        assert_eq!(tick_step(29), 5);
+        assert_eq!(tick_step(31), 5);
+        assert_eq!(tick_step(97), 20);
+    }
+}
