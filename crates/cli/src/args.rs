@@ -64,9 +64,117 @@ pub enum ProbeCommand {
     /// Label corruption: accuracy and loss by shot and number of wrong labels, and which
     /// earlier examples a prediction depends on: noise/ (noise.json, figures).
     Noise(ProbeNoiseArgs),
+    /// Attention patterns of every layer and head on the probe batch (one sequence, and the
+    /// mean over the p^2 sequences): attention/task_A_B_slot_E/.
+    Attention(ProbeAttentionArgs),
+    /// PCA of one head's writes into the residual stream at two tokens of the varying slot,
+    /// over all p^2 inputs (the paper's "circle of circles", Fig. 1d), labelled (x, y) and by
+    /// discrete logs; --all-heads ranks every head by a circle score: pca/.
+    Pca(ProbePcaArgs),
+    /// PCA of the number-token embeddings (Fig. 1e) and their Fourier spectra over Z_p and
+    /// over the multiplicative group: embedding/.
+    Embed(ProbeEmbedArgs),
+    /// Cosine similarities of each head's writes and of each block's output at the varying
+    /// slot's x, y and z tokens, over all inputs (Fig. 8): cosine/task_A_B_slot_E/.
+    Cosine(ProbeCosineArgs),
     /// Every probe above into <run>/probes/<checkpoint>/, with index.json listing what was
     /// written.
     All(ProbeAllArgs),
+}
+
+/// The probe batch of the representation probes: one task, one slot running over all inputs.
+#[derive(Args, Clone)]
+pub struct BatchOpts {
+    /// The varying example slot e (default: 5, or the run's examples − 2 if fewer); the other
+    /// slots hold one fixed example each.
+    #[arg(long, value_name = "E")]
+    pub slot: Option<usize>,
+    /// Seed of the fixed examples of the other slots.
+    #[arg(long = "batch-seed", value_name = "S", default_value_t = 0)]
+    pub batch_seed: u64,
+}
+
+/// A run, a task and the probe batch: what the representation probes read.
+#[derive(Args, Clone)]
+pub struct ReprTarget {
+    #[command(flatten)]
+    pub target: ProbeTarget,
+    /// The task, as its two numbers in 0..p, e.g. 6,6.
+    #[arg(long, value_name = "A,B")]
+    pub task: String,
+    #[command(flatten)]
+    pub batch: BatchOpts,
+}
+
+#[derive(Args)]
+pub struct ProbeAttentionArgs {
+    #[command(flatten)]
+    pub on: ReprTarget,
+    /// Tokens shown in the figures (the first N; the arrays hold all).
+    #[arg(long, value_name = "N", default_value_t = 48)]
+    pub tokens: usize,
+}
+
+#[derive(Args)]
+pub struct ProbePcaArgs {
+    #[command(flatten)]
+    pub on: ReprTarget,
+    #[command(flatten)]
+    pub pca: PcaOpts,
+}
+
+#[derive(Args, Clone)]
+pub struct PcaOpts {
+    /// Layer of the head (default: the head with the highest circle score).
+    #[arg(long, value_name = "L", requires = "head")]
+    pub layer: Option<usize>,
+    /// Head within the layer.
+    #[arg(long, value_name = "H", requires = "layer")]
+    pub head: Option<usize>,
+    /// The two slot tokens whose head writes are concatenated.
+    #[arg(long = "pair", value_enum, default_value_t = PairArg::Xy)]
+    pub pair: PairArg,
+    /// Also draw every layer and head in one grid, ranked by the circle score.
+    #[arg(long)]
+    pub all_heads: bool,
+}
+
+/// `--pair`.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum PairArg {
+    Xy,
+    Xz,
+    Yz,
+}
+
+#[derive(Args)]
+pub struct ProbeEmbedArgs {
+    #[command(flatten)]
+    pub target: ProbeTarget,
+}
+
+#[derive(Args)]
+pub struct ProbeCosineArgs {
+    #[command(flatten)]
+    pub on: ReprTarget,
+    #[command(flatten)]
+    pub cosine: CosineOpts,
+}
+
+#[derive(Args, Clone)]
+pub struct CosineOpts {
+    /// Per head (its write into the residual stream), per block (the residual stream after
+    /// it), or both.
+    #[arg(long, value_enum, default_value_t = PerArg::Both)]
+    pub per: PerArg,
+}
+
+/// `--per`.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PerArg {
+    Head,
+    Block,
+    Both,
 }
 
 /// The run and checkpoint a probe reads, and where it writes.
@@ -164,7 +272,7 @@ pub struct ProbeAllArgs {
     #[command(flatten)]
     pub target: ProbeTarget,
     /// Tasks of the k-shot grids (repeatable; default: the first i.d. and the first o.o.d.
-    /// task of the run).
+    /// task of the run); the first is also the task of the representation probes.
     #[arg(long, value_name = "A,B")]
     pub task: Vec<String>,
     #[command(flatten)]
@@ -173,6 +281,8 @@ pub struct ProbeAllArgs {
     pub kshot: KshotOpts,
     #[command(flatten)]
     pub noise: NoiseOpts,
+    #[command(flatten)]
+    pub batch: BatchOpts,
 }
 
 #[derive(Args)]

@@ -10,6 +10,7 @@ mod data_cmd;
 mod eval_cmd;
 mod phase_plot;
 mod probe_cmd;
+mod probe_repr;
 mod report;
 mod sweep_cmd;
 mod train_cmd;

@@ -15,23 +15,27 @@ use modicl_probes::{ProbeError, Scorer};
 use modicl_trainer::{rundir, Evaluator};
 use serde_json::{json, Value};
 
-use crate::args::{KshotOpts, NoiseOpts, ProbeCommand, ProbeTarget, ShotsOpts};
+use crate::args::{
+    CosineOpts, KshotOpts, NoiseOpts, PairArg, PcaOpts, PerArg, ProbeCommand, ProbeTarget,
+    ReprTarget, ShotsOpts,
+};
 use crate::eval_cmd::open;
+use crate::probe_repr;
 use crate::train_cmd::pool;
 
 /// Sequences per forward pass of the probes.
-const CHUNK: usize = 128;
+pub(crate) const CHUNK: usize = 128;
 
 /// A loaded checkpoint and where its probes go.
-struct Loaded {
-    run_root: PathBuf,
-    ck: PathBuf,
-    ck_name: String,
-    cfg: Config,
-    step: u64,
-    model: Model,
-    ds: Dataset,
-    out: PathBuf,
+pub(crate) struct Loaded {
+    pub run_root: PathBuf,
+    pub ck: PathBuf,
+    pub ck_name: String,
+    pub cfg: Config,
+    pub step: u64,
+    pub model: Model,
+    pub ds: Dataset,
+    pub out: PathBuf,
 }
 
 fn load(t: &ProbeTarget) -> anyhow::Result<Loaded> {
@@ -52,12 +56,20 @@ fn load(t: &ProbeTarget) -> anyhow::Result<Loaded> {
     })
 }
 
+/// The checkpoint, and the probe batch of the task and options in `on`.
+fn repr_target(on: &ReprTarget) -> anyhow::Result<(Loaded, modicl_probes::repr::ProbeBatch)> {
+    let l = load(&on.target)?;
+    let task = parse_task(&l, "--task", &on.task)?;
+    let b = probe_repr::batch(&l, &task, &on.batch)?;
+    Ok((l, b))
+}
+
 /// What one probe wrote: its key in index.json, the files, and its numbers.
-struct Written {
-    key: String,
-    files: Vec<PathBuf>,
-    summary: Value,
-    table: String,
+pub(crate) struct Written {
+    pub key: String,
+    pub files: Vec<PathBuf>,
+    pub summary: Value,
+    pub table: String,
 }
 
 pub fn probe(c: &ProbeCommand) -> anyhow::Result<()> {
@@ -77,6 +89,28 @@ pub fn probe(c: &ProbeCommand) -> anyhow::Result<()> {
             let l = load(&a.target)?;
             let w = pool(a.target.threads)?.install(|| noise(&l, &a.opts))?;
             (&a.target, finish(&l, vec![w])?)
+        }
+        ProbeCommand::Attention(a) => {
+            let (l, b) = repr_target(&a.on)?;
+            let w =
+                pool(a.on.target.threads)?.install(|| probe_repr::attention(&l, &b, a.tokens))?;
+            (&a.on.target, finish(&l, vec![w])?)
+        }
+        ProbeCommand::Pca(a) => {
+            let (l, b) = repr_target(&a.on)?;
+            let w = pool(a.on.target.threads)?.install(|| probe_repr::pca(&l, &b, &a.pca, None))?;
+            (&a.on.target, finish(&l, vec![w])?)
+        }
+        ProbeCommand::Embed(a) => {
+            let l = load(&a.target)?;
+            let w = probe_repr::embed(&l)?;
+            (&a.target, finish(&l, vec![w])?)
+        }
+        ProbeCommand::Cosine(a) => {
+            let (l, b) = repr_target(&a.on)?;
+            let w = pool(a.on.target.threads)?
+                .install(|| probe_repr::cosine(&l, &b, &a.cosine, None))?;
+            (&a.on.target, finish(&l, vec![w])?)
         }
         ProbeCommand::All(a) => {
             let l = load(&a.target)?;
@@ -98,6 +132,26 @@ pub fn probe(c: &ProbeCommand) -> anyhow::Result<()> {
                     w.push(kshot(&l, t, &a.kshot)?);
                 }
                 w.push(noise(&l, &a.noise)?);
+                // The representation probes, on the first task (n_var = 2 only).
+                if let Some(task) = tasks.first().filter(|t| t.len() == 2) {
+                    let b = probe_repr::batch(&l, task, &a.batch)?;
+                    w.push(probe_repr::attention(&l, &b, 48)?);
+                    let f = modicl_probes::repr::features(&l.model, &b, CHUNK)?;
+                    let pca = PcaOpts {
+                        layer: None,
+                        head: None,
+                        pair: PairArg::Xy,
+                        all_heads: true,
+                    };
+                    w.push(probe_repr::pca(&l, &b, &pca, Some(&f))?);
+                    w.push(probe_repr::cosine(
+                        &l,
+                        &b,
+                        &CosineOpts { per: PerArg::Both },
+                        Some(&f),
+                    )?);
+                }
+                w.push(probe_repr::embed(&l)?);
                 Ok(w)
             })?;
             (&a.target, finish(&l, written)?)

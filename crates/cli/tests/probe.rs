@@ -54,8 +54,23 @@ fn probe_all_writes_what_its_index_lists_and_is_deterministic() {
         serde_json::from_slice(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
     assert_eq!(index["step"], 30);
     let probes = index["probes"].as_object().unwrap();
-    // shots, one grid per default task (the first i.d. and the first o.o.d. task), noise.
-    assert_eq!(probes.len(), 4, "{probes:?}");
+    // shots, one grid per default task (the first i.d. and the first o.o.d. task), noise, and
+    // the representation probes on the first task: attention, pca, cosine; the embeddings.
+    assert_eq!(probes.len(), 8, "{probes:?}");
+    for prefix in [
+        "shots",
+        "kshot/",
+        "noise",
+        "attention/",
+        "pca/",
+        "cosine/",
+        "embedding",
+    ] {
+        assert!(
+            probes.keys().any(|k| k.starts_with(prefix)),
+            "{prefix} missing: {probes:?}"
+        );
+    }
     for (key, entry) in probes {
         for f in entry["files"].as_array().unwrap() {
             assert!(out.join(f.as_str().unwrap()).is_file(), "{key}: {f}");
@@ -169,9 +184,68 @@ fn bad_probe_requests_are_one_line_errors() {
             &["--checkpoint", "10, 30"],
         ),
         (&["probe", "shots", "nowhere"], &["nowhere"]),
+        (
+            &[
+                "probe", "pca", "r", "--task", "1,1", "--layer", "2", "--head", "0",
+            ],
+            &["--layer", "2", "0..2"],
+        ),
+        (
+            &[
+                "probe", "pca", "r", "--task", "1,1", "--layer", "0", "--head", "5",
+            ],
+            &["--head", "5", "0..2"],
+        ),
+        (
+            &["probe", "attention", "r", "--task", "1,1", "--slot", "5"],
+            &["--slot", "5", "0..=4"],
+        ),
+        (
+            &["probe", "cosine", "r", "--task", "9,1"],
+            &["--task", "9,1"],
+        ),
     ];
     for (args, needles) in cases {
         let o = run(dir, args);
         assert_bad(&o, args, needles);
     }
+}
+
+#[test]
+fn composite_p_drops_only_the_log_labels() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(dir.join("tiny.toml"), common::TINY).unwrap();
+    let train = [
+        "train",
+        "--config",
+        "tiny.toml",
+        "--set",
+        "task.p=9",
+        "--set",
+        "train.steps=10",
+        "--run-dir",
+        "r9",
+        "--threads",
+        "1",
+        "--quiet",
+    ];
+    let o = run(dir, &train);
+    assert!(o.status.success(), "{}", text(&o));
+    for args in [
+        &[
+            "probe", "pca", "r9", "--task", "2,3", "--layer", "0", "--head", "1",
+        ][..],
+        &["probe", "embed", "r9"][..],
+    ] {
+        let o = run(dir, args);
+        assert!(o.status.success(), "{args:?}: {}", text(&o));
+        assert!(
+            text(&o).contains("p = 9 is not prime"),
+            "{args:?}: {}",
+            text(&o)
+        );
+    }
+    let pca = dir.join("r9/probes/step_10/pca/task_2_3_slot_4_xy");
+    assert!(pca.join("L0H1.png").is_file() && pca.join("L0H1.svg").is_file());
 }

@@ -1,4 +1,4 @@
-//! NumPy `.npy` files (format version 1.0), little-endian int64 or float64, C order.
+//! NumPy `.npy` files (format version 1.0), little-endian int64, float64 or float32, C order.
 
 /// Encodes `data` with `shape` as a `.npy` file of dtype `<i8`.
 pub fn encode_i64(shape: &[usize], data: impl ExactSizeIterator<Item = i64>) -> Vec<u8> {
@@ -18,7 +18,16 @@ pub fn encode_f64(shape: &[usize], data: impl ExactSizeIterator<Item = f64>) -> 
     out
 }
 
-/// The magic, version and header of a version-1.0 file of 8-byte items, with room for them.
+/// Encodes `data` with `shape` as a `.npy` file of dtype `<f4`.
+pub fn encode_f32(shape: &[usize], data: impl ExactSizeIterator<Item = f32>) -> Vec<u8> {
+    let mut out = header("<f4", shape, data.len());
+    for v in data {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out
+}
+
+/// The magic, version and header of a version-1.0 file, with room for `len` items.
 fn header(descr: &str, shape: &[usize], len: usize) -> Vec<u8> {
     assert_eq!(
         shape.iter().product::<usize>(),

@@ -12,8 +12,10 @@ use plotters::prelude::*;
 use plotters::style::colors::colormaps::ViridisRGB;
 
 mod raster;
+mod scatter;
 pub use plotters::style::RGBColor;
 pub use raster::{rasters, ColorBar, Raster, RasterFill};
+pub use scatter::{scatters, Scatter, ScatterPoint};
 
 /// Errors while drawing or writing a plot.
 #[derive(Debug, thiserror::Error)]

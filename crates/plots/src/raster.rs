@@ -41,6 +41,59 @@ pub struct Raster {
     pub y0: i64,
     pub cells: Vec<RasterFill>,
     pub bar: Option<ColorBar>,
+    /// Tick labels per column and per row instead of numbers (an empty string: no tick); empty
+    /// vectors: numbered ticks.
+    pub x_names: Vec<String>,
+    pub y_names: Vec<String>,
+}
+
+/// Rasters wider or taller than this many cells are drawn as block means (values) or the
+/// top-left cell's colour (categories) of s × s cells, so figures stay small; the data files
+/// keep every cell.
+pub const MAX_DRAWN: usize = 160;
+
+impl Raster {
+    /// The raster as drawn: itself, or blocks of `s` × `s` cells when larger than
+    /// [`MAX_DRAWN`] on a side. Returns the raster and `s`.
+    fn drawn(&self) -> (std::borrow::Cow<'_, Raster>, usize) {
+        let s = self.nx.max(self.ny).div_ceil(MAX_DRAWN).max(1);
+        if s == 1 {
+            return (std::borrow::Cow::Borrowed(self), 1);
+        }
+        let (bx, by) = (self.nx.div_ceil(s), self.ny.div_ceil(s));
+        let mut cells = Vec::with_capacity(bx * by);
+        for j in 0..by {
+            for i in 0..bx {
+                let (mut sum, mut n) = (0.0, 0usize);
+                let mut first = None;
+                for y in j * s..((j + 1) * s).min(self.ny) {
+                    for x in i * s..((i + 1) * s).min(self.nx) {
+                        let c = self.cells[y * self.nx + x];
+                        first.get_or_insert(c);
+                        if let RasterFill::Value(v) = c {
+                            sum += v;
+                            n += 1;
+                        }
+                    }
+                }
+                cells.push(if n > 0 {
+                    RasterFill::Value(sum / n as f64)
+                } else {
+                    first.unwrap_or(RasterFill::Empty)
+                });
+            }
+        }
+        let r = Raster {
+            nx: bx,
+            ny: by,
+            cells,
+            title: format!("{} ({s}x{s} block means)", self.title),
+            x_names: Vec::new(),
+            y_names: Vec::new(),
+            ..self.clone()
+        };
+        (std::borrow::Cow::Owned(r), s)
+    }
 }
 
 /// A step giving at most about 7 ticks over `n` cells: 1, 2, 5, 10, 20, ...
@@ -56,6 +109,8 @@ fn tick_step(n: usize) -> usize {
 }
 
 fn draw_raster<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, r: &Raster) -> DrawResult<DB> {
+    let (r, block) = r.drawn();
+    let r = r.as_ref();
     let (plot, side) = match &r.bar {
         Some(_) => {
             let (w, _) = area.dim_in_pixel();
@@ -71,12 +126,22 @@ fn draw_raster<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, r: &Raster) ->
         .x_label_area_size(40)
         .y_label_area_size(46)
         .build_cartesian_2d(0f64..nx as f64, 0f64..ny as f64)?;
-    let (sx, sy) = (tick_step(nx), tick_step(ny));
+    let (sx, sy) = (tick_step(nx * block), tick_step(ny * block));
     let (x0, y0) = (r.x0, r.y0);
-    let fmt = |v: f64, step: usize, origin: i64| -> String {
+    let fmt = |v: f64, step: usize, origin: i64, names: &[String]| -> String {
         let i = (v - 0.5).round();
-        if (v - 0.5 - i).abs() < 1e-6 && i >= 0.0 && (i as usize).is_multiple_of(step) {
-            format!("{}", i as i64 + origin)
+        if (v - 0.5 - i).abs() > 1e-6 || i < 0.0 {
+            return String::new();
+        }
+        let i = i as usize;
+        if !names.is_empty() {
+            return names.get(i).cloned().unwrap_or_default();
+        }
+        // Cell (or block) i covers i·block..(i+1)·block: label it with the multiple of the
+        // step it holds, if any.
+        let first = (i * block).div_ceil(step) * step;
+        if first < (i + 1) * block {
+            format!("{}", first as i64 + origin)
         } else {
             String::new()
         }
@@ -88,8 +153,8 @@ fn draw_raster<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, r: &Raster) ->
         .y_desc(&r.y_label)
         .x_labels(nx * 2 + 1)
         .y_labels(ny * 2 + 1)
-        .x_label_formatter(&|v| fmt(*v, sx, x0))
-        .y_label_formatter(&|v| fmt(*v, sy, y0))
+        .x_label_formatter(&|v| fmt(*v, sx, x0, &r.x_names))
+        .y_label_formatter(&|v| fmt(*v, sy, y0, &r.y_names))
         .label_style(("sans-serif", 13))
         .draw()?;
     let color = |f: &RasterFill| match *f {

@@ -3,12 +3,15 @@
 use std::path::{Path, PathBuf};
 
 use modicl_plots::{
-    line_charts, rasters, ColorBar, Corner, Panel, RGBColor, Raster, RasterFill, Series,
+    line_charts, rasters, scatters, ColorBar, Corner, Panel, RGBColor, Raster, RasterFill, Scatter,
+    ScatterPoint, Series,
 };
 
 use crate::kshot::KshotGrid;
+use crate::linalg::{discrete_logs, Pca};
 use crate::noise::{RandomLocation, SingleLocation};
 use crate::oracle::Curve;
+use crate::repr::{Attention, Cosine, Embedding, Structure};
 use crate::ProbeError;
 
 /// Correct / explained.
@@ -109,6 +112,8 @@ fn query_map(title: String, p: usize, color: impl Fn(usize) -> RGBColor) -> Rast
         y0: 0,
         cells,
         bar: None,
+        x_names: Vec::new(),
+        y_names: Vec::new(),
     }
 }
 
@@ -200,6 +205,8 @@ fn value_raster(
         y0,
         cells,
         bar: Some(bar),
+        x_names: Vec::new(),
+        y_names: Vec::new(),
     }
 }
 
@@ -276,4 +283,313 @@ pub fn noise_single(
         })
         .collect();
     Ok(rasters(stem, title, &maps, 2, (440, 400), &[])?)
+}
+
+/// A colour on a hue wheel for value i of n (dark enough to read as text on white).
+pub fn hue(i: usize, n: usize) -> RGBColor {
+    let h = 0.85 * i as f64 / n.max(1) as f64 * 6.0;
+    let (c, l) = (0.75, 0.42);
+    let c = c * (1.0 - (2.0 * l - 1.0f64).abs());
+    let x = c * (1.0 - (h % 2.0 - 1.0).abs());
+    let (r, g, b) = match h as u32 {
+        0 => (c, x, 0.0),
+        1 => (x, c, 0.0),
+        2 => (0.0, c, x),
+        3 => (0.0, x, c),
+        4 => (x, 0.0, c),
+        _ => (c, 0.0, x),
+    };
+    let m = l - c / 2.0;
+    let u = |v: f64| ((v + m) * 255.0).round().clamp(0.0, 255.0) as u8;
+    RGBColor(u(r), u(g), u(b))
+}
+
+/// An n × n value raster of `value(i, j)` (None: no data), row i = 0 drawn at the top.
+fn matrix_raster(
+    title: String,
+    (x_label, y_label): (&str, &str),
+    n: usize,
+    value: impl Fn(usize, usize) -> Option<f64>,
+    bar: ColorBar,
+) -> Raster {
+    let mut cells = vec![RasterFill::Empty; n * n];
+    for i in 0..n {
+        for j in 0..n {
+            if let Some(v) = value(i, j) {
+                cells[(n - 1 - i) * n + j] = RasterFill::Value(v);
+            }
+        }
+    }
+    Raster {
+        title,
+        x_label: x_label.into(),
+        y_label: y_label.into(),
+        nx: n,
+        ny: n,
+        x0: 0,
+        y0: 0,
+        cells,
+        bar: Some(bar),
+        x_names: Vec::new(),
+        y_names: Vec::new(),
+    }
+}
+
+/// Token names of a sequence of examples: x0 y0 z0 x1 ...
+fn token_name(i: usize) -> String {
+    format!("{}{}", ["x", "y", "z"][i % 3], i / 3)
+}
+
+/// Attention of one layer, heads side by side: sequence 0 (top row) and the mean over the p^2
+/// sequences (bottom row), the first `n` tokens, query on the vertical axis (first at the top).
+pub fn attention_layer(
+    stem: &Path,
+    title: &str,
+    a: &Attention,
+    layer: usize,
+    n: usize,
+) -> Result<Vec<PathBuf>, ProbeError> {
+    let n = n.min(a.t);
+    // Name every x token of every `step`-th example.
+    let step = (n / 3).div_ceil(8).max(1);
+    let names: Vec<String> = (0..n)
+        .map(|i| {
+            if i % 3 == 0 && (i / 3) % step == 0 {
+                token_name(i)
+            } else {
+                String::new()
+            }
+        })
+        .collect();
+    let mut maps = Vec::new();
+    for (which, m) in [("sequence 0", &a.first), ("mean over inputs", &a.mean)] {
+        for h in 0..a.heads {
+            let base = (layer * a.heads + h) * a.t * a.t;
+            let mut r = matrix_raster(
+                format!("head {h}, {which}"),
+                ("key token", "query token"),
+                n,
+                |q, k| (k <= q).then(|| m[base + q * a.t + k]),
+                ColorBar {
+                    min: 0.0,
+                    max: 1.0,
+                    label: "attention".into(),
+                },
+            );
+            r.x_names = names.clone();
+            r.y_names = names.iter().rev().cloned().collect();
+            maps.push(r);
+        }
+    }
+    Ok(rasters(stem, title, &maps, a.heads, (430, 400), &[])?)
+}
+
+/// Discrete-log labels of 0..p, "-" for 0 (it has no log).
+fn log_text(logs: &[Option<u32>], n: usize) -> String {
+    logs.get(n)
+        .copied()
+        .flatten()
+        .map_or("-".to_string(), |l| l.to_string())
+}
+
+/// A head's PCA over the p^2 inputs: text labels (x, y) coloured by x, and, at prime p, the
+/// same points labelled by discrete logs (log_g x, log_g y) coloured by log_g x.
+pub fn pca_head(
+    stem: &Path,
+    title: &str,
+    pca: &Pca,
+    s: &Structure,
+    p: u32,
+    root: Option<u32>,
+) -> Result<Vec<PathBuf>, ProbeError> {
+    let pu = p as usize;
+    let axes = |c: usize| format!("PC{} ({:.1}%)", c + 1, 100.0 * pca.explained[c]);
+    let size = if pu > 17 { 9 } else { 12 };
+    let mut charts = vec![Scatter {
+        title: format!(
+            "labels (x, y); structure {:.2} (top-2 {:.2}, circles {:.2})",
+            s.score, s.top2, s.circularity
+        ),
+        x_label: axes(0),
+        y_label: axes(1),
+        points: (0..pu * pu)
+            .map(|r| ScatterPoint {
+                x: pca.score(r, 0),
+                y: pca.score(r, 1),
+                label: format!("({},{})", r / pu, r % pu),
+                color: hue(r / pu, pu),
+            })
+            .collect(),
+        text: true,
+        size,
+    }];
+    if let Some(g) = root {
+        let logs = discrete_logs(g, p);
+        charts.push(Scatter {
+            title: format!("labels (log{g} x, log{g} y); - marks 0, which has no log"),
+            x_label: axes(0),
+            y_label: axes(1),
+            points: (0..pu * pu)
+                .map(|r| {
+                    let (x, y) = (r / pu, r % pu);
+                    ScatterPoint {
+                        x: pca.score(r, 0),
+                        y: pca.score(r, 1),
+                        label: format!("({},{})", log_text(&logs, x), log_text(&logs, y)),
+                        color: logs[x].map_or(RGBColor(90, 90, 90), |l| hue(l as usize, pu - 1)),
+                    }
+                })
+                .collect(),
+            text: true,
+            size,
+        });
+    }
+    Ok(scatters(stem, title, &charts, 2, (720, 640))?)
+}
+
+/// Every head's top-2 PCA as dots coloured by x, best structure score first.
+pub fn all_heads(
+    stem: &Path,
+    title: &str,
+    heads: &[(usize, usize, Pca, Structure)],
+    p: u32,
+) -> Result<Vec<PathBuf>, ProbeError> {
+    let pu = p as usize;
+    let charts: Vec<Scatter> = heads
+        .iter()
+        .map(|(l, h, pca, s)| Scatter {
+            title: format!("layer {l} head {h}: score {:.2}", s.score),
+            x_label: format!("PC1 ({:.0}%)", 100.0 * pca.explained[0]),
+            y_label: format!("PC2 ({:.0}%)", 100.0 * pca.explained[1]),
+            points: (0..pu * pu)
+                .map(|r| ScatterPoint {
+                    x: pca.score(r, 0),
+                    y: pca.score(r, 1),
+                    label: String::new(),
+                    color: hue(r / pu, pu),
+                })
+                .collect(),
+            text: false,
+            size: 2,
+        })
+        .collect();
+    let cols = (charts.len() as f64).sqrt().ceil() as usize;
+    Ok(scatters(stem, title, &charts, cols, (360, 330))?)
+}
+
+/// The number-token embeddings: PCA with (n, log) labels, and the spectra.
+pub fn embedding(
+    stem: &Path,
+    title: &str,
+    e: &Embedding,
+    p: u32,
+) -> Result<Vec<PathBuf>, ProbeError> {
+    let pu = p as usize;
+    let logs = e.root.map(|g| discrete_logs(g, p));
+    let label = |n: usize| match &logs {
+        Some(l) => format!("{n}:{}", log_text(l, n)),
+        None => n.to_string(),
+    };
+    let mut files = scatters(
+        stem,
+        title,
+        &[Scatter {
+            title: match e.root {
+                Some(g) => format!("number embeddings, labels n:log{g} n (- for 0)"),
+                None => format!("number embeddings (p = {p} is not prime: no discrete logs)"),
+            },
+            x_label: format!("PC1 ({:.1}%)", 100.0 * e.pca.explained[0]),
+            y_label: format!("PC2 ({:.1}%)", 100.0 * e.pca.explained[1]),
+            points: (0..pu)
+                .map(|n| ScatterPoint {
+                    x: e.pca.score(n, 0),
+                    y: e.pca.score(n, 1),
+                    label: label(n),
+                    color: hue(n, pu),
+                })
+                .collect(),
+            text: true,
+            size: 14,
+        }],
+        1,
+        (900, 640),
+    )?;
+    let bars = |v: &[f64]| -> Vec<(f64, f64)> {
+        v.iter()
+            .enumerate()
+            .skip(1)
+            .map(|(f, &x)| (f as f64, x))
+            .collect()
+    };
+    let top = e
+        .additive
+        .iter()
+        .chain(e.multiplicative.iter().flatten())
+        .skip(1)
+        .fold(0f64, |a, &b| a.max(b));
+    let y_range = Some((0.0, (top * 1.15).max(1e-9)));
+    let mut panels = vec![Panel {
+        title: "over Z_p: frequency f of n (f and p - f added)".into(),
+        x_label: "frequency f".into(),
+        y_range,
+        y_label: "share of power (f >= 1)".into(),
+        series: vec![Series {
+            label: "embedding power".into(),
+            color: 0,
+            dashed: false,
+            points: bars(&e.additive),
+        }],
+        legend: Corner::UpperRight,
+        ..Panel::default()
+    }];
+    if let (Some(m), Some(g)) = (&e.multiplicative, e.root) {
+        panels.push(Panel {
+            title: format!("over the multiplicative group: frequency of log{g} n"),
+            x_label: "frequency f".into(),
+            y_range,
+            y_label: "share of power (f >= 1)".into(),
+            series: vec![Series {
+                label: "embedding power".into(),
+                color: 1,
+                dashed: false,
+                points: bars(m),
+            }],
+            legend: Corner::UpperRight,
+            ..Panel::default()
+        });
+    }
+    let mut spec = stem.as_os_str().to_owned();
+    spec.push("_spectrum");
+    files.extend(line_charts(
+        Path::new(&spec),
+        &format!("{title}: Fourier spectra"),
+        &panels,
+        2,
+    )?);
+    Ok(files)
+}
+
+/// Cosine-similarity heatmaps at slot e's x token (over x, y = 1), y and z tokens (over all
+/// inputs, row x·p + y).
+pub fn cosine(stem: &Path, title: &str, c: &Cosine, p: u32) -> Result<Vec<PathBuf>, ProbeError> {
+    let pu = p as usize;
+    let map = |name: &str, m: &[f64], n: usize, what: &str| {
+        matrix_raster(
+            format!("{name} token"),
+            (what, &format!("{what} (first at the top)")),
+            n,
+            |i, j| Some(m[i * n + j]),
+            ColorBar {
+                min: -1.0,
+                max: 1.0,
+                label: "cosine".into(),
+            },
+        )
+    };
+    let maps = [
+        map("x", &c.x, pu, "x (y = 1)"),
+        map("y", &c.y, pu * pu, "input x·p + y"),
+        map("z", &c.z, pu * pu, "input x·p + y"),
+    ];
+    Ok(rasters(stem, title, &maps, 3, (460, 430), &[])?)
 }

@@ -13,8 +13,10 @@
 
 pub mod figures;
 pub mod kshot;
+pub mod linalg;
 pub mod noise;
 pub mod oracle;
+pub mod repr;
 pub mod zn;
 
 use std::collections::HashMap;

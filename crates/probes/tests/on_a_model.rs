@@ -10,6 +10,7 @@ use modicl_data::{label, Dataset, EvalSet, Space};
 use modicl_engine::{Model, Workspace};
 use modicl_probes::kshot::{self, KshotSpec};
 use modicl_probes::noise::{self, Source};
+use modicl_probes::repr::{self, ProbeBatch, TokenPair};
 use modicl_probes::Scorer;
 use modicl_trainer::{rundir, Observer, RunDir, Trainer};
 
@@ -192,4 +193,57 @@ fn corruption_shapes_and_clean_cells() {
     // A corrupted label can only lower an i.d. model's accuracy on average: all labels wrong
     // is far below none wrong at the last shot.
     assert!(r.acc[7][7] < r.acc[7][0], "{:?}", r.acc[7]);
+}
+
+#[test]
+fn attention_rows_are_distributions_and_causal() {
+    let (model, ds) = trained();
+    let b = ProbeBatch::new(7, ds.tasks.id.get(0), 8, 3, 0).unwrap();
+    let a = repr::attention(model, &b, 10).unwrap();
+    assert_eq!((a.layers, a.heads, a.t), (2, 2, 23));
+    for m in [&a.first, &a.mean] {
+        for (i, row) in m.chunks_exact(a.t).enumerate() {
+            let q = i % a.t;
+            assert!((row.iter().sum::<f64>() - 1.0).abs() < 1e-5, "row {i}");
+            assert!(
+                row[q + 1..].iter().all(|&v| v == 0.0),
+                "row {i} looks ahead"
+            );
+        }
+    }
+}
+
+#[test]
+fn head_writes_sum_to_the_attention_output() {
+    let (model, ds) = trained();
+    let b = ProbeBatch::new(7, ds.tasks.ood.get(0), 8, 2, 4).unwrap();
+    let f = repr::features(model, &b, 16).unwrap();
+    for l in 0..f.layers {
+        for r in [0, 17, 48] {
+            for tok in 0..3 {
+                let s = (r * 3 + tok) * f.d;
+                let want = &f.attn_out[l][s..s + f.d];
+                for (j, &w) in want.iter().enumerate() {
+                    let got: f32 = (0..f.heads).map(|h| f.head(l, h, r, tok)[j]).sum();
+                    assert!(
+                        (got - w).abs() <= 1e-5 * (1.0 + w.abs()),
+                        "layer {l} row {r} tok {tok} dim {j}: {got} vs {w}"
+                    );
+                }
+            }
+        }
+    }
+    // The PCA of a head and the cosines have their shapes and invariants.
+    let (pca, s) = repr::head_pca(&f, 1, 0, TokenPair::Xy, 7, 4);
+    assert_eq!(pca.scores.len(), 49 * 4);
+    assert!(pca.explained.windows(2).all(|w| w[0] >= w[1] - 1e-12));
+    assert!((0.0..=1.0).contains(&s.score));
+    let c = repr::cosine(&f.blocks_out[1], 7, f.d, false);
+    assert_eq!((c.x.len(), c.y.len(), c.z.len()), (49, 49 * 49, 49 * 49));
+    for i in 0..49 {
+        assert!((c.y[i * 49 + i] - 1.0).abs() < 1e-9);
+        assert!((c.z[i * 49 + (48 - i)] - c.z[(48 - i) * 49 + i]).abs() < 1e-12);
+    }
+    // Chunking does not change the features.
+    assert_eq!(repr::features(model, &b, 49).unwrap(), f);
 }
