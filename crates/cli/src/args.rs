@@ -92,6 +92,9 @@ pub struct BatchOpts {
     /// Seed of the fixed examples of the other slots.
     #[arg(long = "batch-seed", value_name = "S", default_value_t = 0)]
     pub batch_seed: u64,
+    /// Examples per probe sequence, k (default: the run's task.examples, at most that).
+    #[arg(long = "batch-examples", value_name = "K")]
+    pub batch_examples: Option<usize>,
 }
 
 /// A run, a task and the probe batch: what the representation probes read.
@@ -132,7 +135,7 @@ pub struct PcaOpts {
     #[arg(long, value_name = "H", requires = "layer")]
     pub head: Option<usize>,
     /// The two slot tokens whose head writes are concatenated.
-    #[arg(long = "pair", value_enum, default_value_t = PairArg::Xy)]
+    #[arg(long = "tokens", value_enum, default_value_t = PairArg::Xy)]
     pub pair: PairArg,
     /// Also draw every layer and head in one grid, ranked by the circle score.
     #[arg(long)]

@@ -12,9 +12,18 @@ use serde_json::{json, Value};
 use crate::args::{BatchOpts, CosineOpts, PairArg, PcaOpts, PerArg};
 use crate::probe_cmd::{Loaded, Written, CHUNK};
 
-/// The probe batch for `task` with the options' slot (default 5, or examples − 2 if fewer).
+/// The probe batch for `task` with the options' k (default: the run's) and slot (default 5,
+/// or k − 2 if smaller).
 pub(crate) fn batch(l: &Loaded, task: &[u32], o: &BatchOpts) -> Result<ProbeBatch, ProbeError> {
-    let k = l.ds.seq.examples;
+    let run_k = l.ds.seq.examples;
+    let k = o.batch_examples.unwrap_or(run_k);
+    if !(2..=run_k).contains(&k) {
+        return Err(ProbeError::invalid(
+            "--batch-examples",
+            k,
+            format!("2..={run_k} (the run's task.examples: the model was trained on sequences that long)"),
+        ));
+    }
     let slot = o.slot.unwrap_or(5.min(k.saturating_sub(2)));
     ProbeBatch::new(l.cfg.task.p, task, k, slot, o.batch_seed)
 }
