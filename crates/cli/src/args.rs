@@ -44,6 +44,19 @@ pub enum Command {
     /// against the Ratio Matching and Modular Regression oracles, k-shot prediction grids,
     /// label corruption. Output: <run>/probes/<checkpoint>/ (docs/probes.md).
     Probe(ProbeArgs),
+    /// One self-contained HTML page of a run (metrics, curves, checkpoints, probe figures) or
+    /// of a sweep (phase diagrams, a sortable results table, a report per run):
+    /// <dir>/report.html.
+    Report(ReportArgs),
+}
+
+#[derive(Args)]
+pub struct ReportArgs {
+    /// A run directory (config.toml) or a sweep directory (sweep.json).
+    #[arg(value_name = "RUN|SWEEP_DIR")]
+    pub path: PathBuf,
+    #[command(flatten)]
+    pub label: LabelArgs,
 }
 
 #[derive(Args)]

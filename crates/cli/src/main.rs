@@ -8,6 +8,7 @@ mod bench;
 mod bench_cmd;
 mod data_cmd;
 mod eval_cmd;
+mod html_report;
 mod phase_plot;
 mod probe_cmd;
 mod probe_repr;
@@ -45,6 +46,7 @@ fn run(cli: args::Cli) -> anyhow::Result<()> {
         args::Command::Bench(b) => bench_cmd::bench(&b),
         args::Command::Verify(a) => verify_cmd::verify(&a),
         args::Command::Probe(p) => probe_cmd::probe(&p.command),
+        args::Command::Report(a) => html_report::report(&a),
         args::Command::Config(c) => match c.command {
             args::ConfigCommand::Show(a) => {
                 print!("{}", a.resolve()?.to_toml());

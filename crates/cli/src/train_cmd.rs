@@ -95,6 +95,8 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
                 &trainer.records,
                 trainer.best.as_ref().map(|b| b.step),
             )?;
+            let page = crate::html_report::run_report(&trainer.dir.root)?;
+            println!("report: {}", page.display());
             println!("run directory: {dir}");
             Ok(())
         }
