@@ -54,7 +54,7 @@ th{background:#f2f2f2;cursor:pointer}td.t,th.t{text-align:left}.scroll{overflow-
 figure{margin:12px 0}figure svg,figure img{width:100%;height:auto;display:block}figcaption{font-size:.85em;color:#555}\
 .bad{color:#a00;font-weight:bold}.note{background:#fff7e0;border:1px solid #e6c200;padding:6px 10px}pre{background:#f7f7f7;padding:8px;overflow-x:auto;font-size:.85em}";
 
-/// The script: every figure has a size (recorded on <body> for checks); tables sort on a header
+/// The script: every figure has a size (recorded on `<body>` for checks); tables sort on a header
 /// click.
 const SCRIPT: &str = "<script>\
 (function(){var bad=0;document.querySelectorAll('figure > svg, figure > img').forEach(function(e){var r=e.getBoundingClientRect();if(!(r.width>0&&r.height>0))bad++;});\
