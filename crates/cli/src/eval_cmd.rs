@@ -119,6 +119,7 @@ pub fn eval(a: &EvalArgs) -> anyhow::Result<()> {
     let title = format!("{} at step {} ({ck_name})", cfg.train.name, state.step);
     let plots = report::shots_chart(
         report::shot_series(&sets, "", false),
+        cfg.task.p,
         &out.join("shots"),
         &title,
     )?;
@@ -182,8 +183,8 @@ pub fn plot(c: &PlotCommand) -> anyhow::Result<()> {
         |n| n.to_string_lossy().into_owned(),
     );
     let paths = match kind {
-        "curves" => report::curves(&records, best, &stem, &title)?,
-        _ => report::shots(&records, best, &stem, &title)?,
+        "curves" => report::curves(&records, best, cfg.task.p, &stem, &title)?,
+        _ => report::shots(&records, best, cfg.task.p, &stem, &title)?,
     };
     for p in paths {
         println!("wrote {}", p.display());

@@ -254,8 +254,8 @@ pub fn run_report(dir: &Path) -> anyhow::Result<PathBuf> {
     if let Ok(r) = &records {
         if !r.is_empty() {
             let best = rundir::read_state(&run.best_ood()).ok().map(|s| s.step);
-            let _ = report::curves(r, best, &run.plots().join("curves"), &name);
-            let _ = report::shots(r, best, &run.plots().join("shots"), &name);
+            let _ = report::curves(r, best, cfg.task.p, &run.plots().join("curves"), &name);
+            let _ = report::shots(r, best, cfg.task.p, &run.plots().join("shots"), &name);
         }
     }
     if !page.figure(

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use modicl_plots::{heatmaps, Cell, Fill, Heatmap};
+use modicl_plots::{heatmaps, Cell, Fill, Heatmap, RGBColor, OKABE_ITO};
 use modicl_sweeps::collect::{self, Row};
 use modicl_sweeps::phase::Phase;
 use modicl_sweeps::SweepDir;
@@ -10,6 +10,20 @@ use modicl_trainer::{Checkpoint, SetName};
 
 use crate::args::PhaseArgs;
 
+/// The phases' colours: Okabe-Ito hues, distinguishable under the common colour-vision
+/// deficiencies (orange, sky blue, reddish purple, bluish green, yellow), and grey for none.
+fn phase_palette() -> Vec<RGBColor> {
+    vec![
+        OKABE_ITO[1],
+        OKABE_ITO[2],
+        OKABE_ITO[7],
+        OKABE_ITO[3],
+        OKABE_ITO[4],
+        RGBColor(150, 150, 150),
+    ]
+}
+
+/// A phase's index in [`phase_palette`].
 fn phase_color(p: Phase) -> usize {
     match p {
         Phase::IdMem => 0,
@@ -17,7 +31,7 @@ fn phase_color(p: Phase) -> usize {
         Phase::OodMem => 2,
         Phase::OodGen => 3,
         Phase::Other => 4,
-        Phase::None => 7,
+        Phase::None => 5,
     }
 }
 
@@ -102,6 +116,7 @@ pub fn phase(a: &PhaseArgs) -> anyhow::Result<()> {
                 Checkpoint::BestOod => "early-stopped (best o.o.d. test)".into(),
                 _ => "final".into(),
             };
+            h.palette = phase_palette();
             h.legend = Phase::ALL
                 .iter()
                 .map(|&p| (p.as_str().to_string(), phase_color(p)))

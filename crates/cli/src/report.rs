@@ -41,6 +41,7 @@ pub fn table(sets: &[SetMetrics]) -> String {
 pub fn curves(
     records: &[Record],
     best: Option<u64>,
+    p: u32,
     stem: &Path,
     title: &str,
 ) -> anyhow::Result<Vec<PathBuf>> {
@@ -59,8 +60,8 @@ pub fn curves(
             .filter(|s| !s.points.is_empty())
             .collect()
     };
-    let marker = best.map(|s| (s as f64, format!("best o.o.d. test (step {s})")));
-    let panel = |metric: Metric, title: &str, y: &str, range| Panel {
+    let marker = best.map(|s| (s as f64, format!("early-stopped checkpoint (step {s})")));
+    let panel = |metric: Metric, title: &str, y: &str, range: Option<(f64, f64)>| Panel {
         title: title.to_string(),
         x_label: "step".into(),
         y_label: y.to_string(),
@@ -68,12 +69,13 @@ pub fn curves(
         y_range: range,
         series: series(metric),
         marker: marker.clone(),
-        // Loss falls and accuracy rises from the left: keep the legend where lines are not.
-        legend: if range.is_none() {
-            Corner::LowerLeft
-        } else {
-            Corner::UpperLeft
-        },
+        // Chance on the accuracy panels; ln p (a uniform guess) on the loss panel.
+        hline: Some(match range {
+            Some(_) => (1.0 / p as f64, format!("chance 1/{p}")),
+            None => ((p as f64).ln(), format!("uniform guess, ln {p}")),
+        }),
+        dots: true,
+        legend: Corner::Below,
     };
     let panels = [
         panel(Metric::Loss, "loss", "cross-entropy", None),
@@ -98,6 +100,7 @@ pub fn curves(
 pub fn shots(
     records: &[Record],
     best: Option<u64>,
+    p: u32,
     stem: &Path,
     title: &str,
 ) -> anyhow::Result<Vec<PathBuf>> {
@@ -114,23 +117,34 @@ pub fn shots(
     let mut series = shot_series(&four(last), &format!(", step {}", last.step), false);
     if let Some(b) = best.filter(|&b| b != last.step) {
         if let Some(r) = records.iter().find(|r| r.step == b) {
-            series.extend(shot_series(&four(r), &format!(", step {}", r.step), true));
+            series.extend(shot_series(
+                &four(r),
+                &format!(", step {} (early-stopped)", r.step),
+                true,
+            ));
         }
     }
-    shots_chart(series, stem, title)
+    shots_chart(series, p, stem, title)
 }
 
 /// One per-shot panel from ready series.
-pub fn shots_chart(series: Vec<Series>, stem: &Path, title: &str) -> anyhow::Result<Vec<PathBuf>> {
+pub fn shots_chart(
+    series: Vec<Series>,
+    p: u32,
+    stem: &Path,
+    title: &str,
+) -> anyhow::Result<Vec<PathBuf>> {
     let panel = Panel {
         title: "accuracy per shot (examples in context)".into(),
-        x_label: "shot".into(),
+        x_label: "shot (examples before the query)".into(),
         y_label: "accuracy".into(),
         log_x: false,
         y_range: Some((0.0, 1.0)),
         series,
         marker: None,
-        legend: Corner::MiddleRight,
+        hline: Some((1.0 / p as f64, format!("chance 1/{p}"))),
+        dots: true,
+        legend: Corner::Below,
     };
     Ok(line_charts(stem, title, &[panel], 1)?)
 }

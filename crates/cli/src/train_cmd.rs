@@ -94,6 +94,7 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
                 &trainer.dir,
                 &trainer.records,
                 trainer.best.as_ref().map(|b| b.step),
+                trainer.cfg.task.p,
             )?;
             let page = crate::html_report::run_report(&trainer.dir.root)?;
             println!("report: {}", page.display());
@@ -138,15 +139,21 @@ fn early_stopped(t: &Trainer, b: &Record) -> String {
 }
 
 /// Writes `plots/curves` and `plots/shots` (PNG and SVG) and prints their paths.
-pub fn write_plots(dir: &RunDir, records: &[Record], best: Option<u64>) -> anyhow::Result<()> {
+pub fn write_plots(
+    dir: &RunDir,
+    records: &[Record],
+    best: Option<u64>,
+    p: u32,
+) -> anyhow::Result<()> {
     let name = dir.root.file_name().map_or_else(
         || dir.root.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     );
-    let mut paths = report::curves(records, best, &dir.plots().join("curves"), &name)?;
+    let mut paths = report::curves(records, best, p, &dir.plots().join("curves"), &name)?;
     paths.extend(report::shots(
         records,
         best,
+        p,
         &dir.plots().join("shots"),
         &name,
     )?);

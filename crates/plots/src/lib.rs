@@ -53,6 +53,10 @@ pub struct Panel {
     pub series: Vec<Series>,
     /// A vertical marker (x, label), e.g. the early-stopping step.
     pub marker: Option<(f64, String)>,
+    /// A horizontal reference line (y, label), e.g. chance, drawn dotted in grey.
+    pub hline: Option<(f64, String)>,
+    /// Draw a dot at every data point (where the data are, on sparse or log axes).
+    pub dots: bool,
     /// Where the legend goes.
     pub legend: Corner,
 }
@@ -67,6 +71,9 @@ pub enum Corner {
     LowerRight,
     /// The middle of the right edge.
     MiddleRight,
+    /// Not in the panel: one legend for the whole figure, under the panels, listing each
+    /// label once ([`line_charts`]).
+    Below,
 }
 
 /// Colours of series 0, 1, ... (the "tab10" hues).
@@ -80,6 +87,33 @@ pub const PALETTE: [RGBColor; 8] = [
     RGBColor(227, 119, 194),
     RGBColor(127, 127, 127),
 ];
+
+/// The Okabe-Ito palette (Okabe and Ito 2008), made to stay distinguishable under the common
+/// colour-vision deficiencies: black, orange, sky blue, bluish green, yellow, blue, vermillion,
+/// reddish purple.
+pub const OKABE_ITO: [RGBColor; 8] = [
+    RGBColor(0, 0, 0),
+    RGBColor(230, 159, 0),
+    RGBColor(86, 180, 233),
+    RGBColor(0, 158, 115),
+    RGBColor(240, 228, 66),
+    RGBColor(0, 114, 178),
+    RGBColor(213, 94, 0),
+    RGBColor(204, 121, 167),
+];
+
+/// Relative luminance (0 black .. 1 white) of a colour, for choosing text drawn on it.
+pub fn luminance(c: RGBColor) -> f64 {
+    let lin = |v: u8| {
+        let v = v as f64 / 255.0;
+        if v <= 0.04045 {
+            v / 12.92
+        } else {
+            ((v + 0.055) / 1.055).powf(2.4)
+        }
+    };
+    0.2126 * lin(c.0) + 0.7152 * lin(c.1) + 0.0722 * lin(c.2)
+}
 
 static FONT: Once = Once::new();
 
@@ -105,7 +139,105 @@ pub fn line_charts(
     {
         return Err(PlotError::Empty(title.to_string()));
     }
-    grid_of(stem, title, panels, cols, (560, 420))
+    let below: Vec<LegendEntry> = {
+        let mut v: Vec<LegendEntry> = Vec::new();
+        for p in panels.iter().filter(|p| p.legend == Corner::Below) {
+            let entries = p
+                .series
+                .iter()
+                .filter(|s| !s.points.is_empty())
+                .map(|s| {
+                    LegendEntry::Line(s.label.clone(), PALETTE[s.color % PALETTE.len()], s.dashed)
+                })
+                .chain(p.hline.iter().map(|(_, l)| LegendEntry::Dotted(l.clone())))
+                .chain(p.marker.iter().map(|(_, l)| LegendEntry::Marker(l.clone())));
+            for e in entries {
+                if !v.contains(&e) {
+                    v.push(e);
+                }
+            }
+        }
+        v
+    };
+    if below.is_empty() {
+        return grid_of(stem, title, panels, cols, (560, 420));
+    }
+    let cols = cols.clamp(1, panels.len().max(1));
+    let rows = panels.len().div_ceil(cols);
+    let width = 560 * cols as u32;
+    // Legend rows: as many entries per row as fit the width.
+    let per_row = ((width as usize - 20) / 230).max(1);
+    let legend_h = 26 * below.len().div_ceil(per_row) as u32 + 12;
+    let fig = LegendGrid {
+        title,
+        charts: panels,
+        grid: (rows, cols),
+        legend: &below,
+        per_row,
+        legend_h,
+    };
+    render(stem, (width, 420 * rows as u32 + 40 + legend_h), &fig)
+}
+
+/// An entry of a figure-level legend.
+#[derive(Clone, Debug, PartialEq)]
+enum LegendEntry {
+    Line(String, RGBColor, bool),
+    Dotted(String),
+    Marker(String),
+}
+
+/// Panels in a grid with one legend under them.
+struct LegendGrid<'a> {
+    title: &'a str,
+    charts: &'a [Panel],
+    grid: (usize, usize),
+    legend: &'a [LegendEntry],
+    per_row: usize,
+    legend_h: u32,
+}
+
+impl Figure for LegendGrid<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let root = root.titled(self.title, ("sans-serif", 24))?;
+        let (_, h) = root.dim_in_pixel();
+        let (body, foot) = root.split_vertically(h.saturating_sub(self.legend_h));
+        for (area, c) in body.split_evenly(self.grid).iter().zip(self.charts) {
+            c.draw_in(area)?;
+        }
+        for (i, e) in self.legend.iter().enumerate() {
+            let (x, y) = (
+                16 + 230 * (i % self.per_row) as i32,
+                8 + 26 * (i / self.per_row) as i32,
+            );
+            let (label, style, dashed) = match e {
+                LegendEntry::Line(l, c, d) => (l, c.stroke_width(3), *d),
+                LegendEntry::Dotted(l) => (l, RGBColor(110, 110, 110).stroke_width(2), true),
+                LegendEntry::Marker(l) => (l, BLACK.mix(0.6).stroke_width(1), false),
+            };
+            if matches!(e, LegendEntry::Marker(_)) {
+                foot.draw(&PathElement::new(
+                    vec![(x + 14, y), (x + 14, y + 16)],
+                    style,
+                ))?;
+            } else if dashed {
+                for k in 0..3 {
+                    foot.draw(&PathElement::new(
+                        vec![(x + 10 * k, y + 8), (x + 10 * k + 6, y + 8)],
+                        style,
+                    ))?;
+                }
+            } else {
+                foot.draw(&PathElement::new(vec![(x, y + 8), (x + 28, y + 8)], style))?;
+            }
+            foot.draw(&Text::new(
+                label.clone(),
+                (x + 36, y + 1),
+                ("sans-serif", 15),
+            ))?;
+        }
+        Ok(())
+    }
 }
 
 /// One chart of a figure: a line panel or a heatmap.
@@ -256,6 +388,26 @@ where
             PathElement::new(vec![(x, y), (x + w, y)], color.stroke_width(2))
         });
     }
+    if p.dots {
+        for s in &p.series {
+            let color = PALETTE[s.color % PALETTE.len()];
+            chart.draw_series(
+                s.points
+                    .iter()
+                    .filter(|q| q.1.is_finite() && (q.0 > 0.0 || !p.log_x))
+                    .map(|&q| Circle::new(q, 3, color.filled())),
+            )?;
+        }
+    }
+    if let Some((y, label)) = &p.hline {
+        let style = RGBColor(110, 110, 110).stroke_width(2);
+        let r = chart.x_range();
+        let (x0, x1) = (r.start, r.end);
+        chart
+            .draw_series(DashedLineSeries::new(vec![(x0, *y), (x1, *y)], 2, 5, style))?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 8, y)], style));
+    }
     if let Some((x, label)) = &p.marker {
         let style = BLACK.mix(0.6).stroke_width(1);
         chart
@@ -266,6 +418,9 @@ where
             .label(label)
             .legend(move |(x, y)| PathElement::new(vec![(x, y - 6), (x, y + 6)], style));
     }
+    if p.legend == Corner::Below {
+        return Ok(());
+    }
     chart
         .configure_series_labels()
         .position(match p.legend {
@@ -273,7 +428,7 @@ where
             Corner::UpperRight => SeriesLabelPosition::UpperRight,
             Corner::LowerLeft => SeriesLabelPosition::LowerLeft,
             Corner::LowerRight => SeriesLabelPosition::LowerRight,
-            Corner::MiddleRight => SeriesLabelPosition::MiddleRight,
+            Corner::MiddleRight | Corner::Below => SeriesLabelPosition::MiddleRight,
         })
         .label_font(("sans-serif", 12))
         .background_style(WHITE.mix(0.85))
@@ -380,6 +535,8 @@ pub struct Heatmap {
     pub cells: Vec<Cell>,
     /// Legend entries (label, palette index) for categorical fills.
     pub legend: Vec<(String, usize)>,
+    /// Colours of [`Fill::Category`] cells and legend entries (empty: [`PALETTE`]).
+    pub palette: Vec<RGBColor>,
 }
 
 /// The colour of value `v` in [0, 1] on the viridis scale (plotters' [`ViridisRGB`]): dark
@@ -409,12 +566,19 @@ pub fn heatmaps(
 
 fn draw_heatmap<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, m: &Heatmap) -> DrawResult<DB> {
     let (nx, ny) = (m.x_ticks.len().max(1), m.y_ticks.len().max(1));
-    // Room on the right for a categorical legend.
-    let (plot, side) = if m.legend.is_empty() {
+    let pal: &[RGBColor] = if m.palette.is_empty() {
+        &PALETTE
+    } else {
+        &m.palette
+    };
+    // Values get a colour bar; categories a legend.
+    let bar = m.legend.is_empty() && m.cells.iter().any(|c| matches!(c.fill, Fill::Value(_)));
+    // Room on the right for a categorical legend or the colour bar.
+    let (plot, side) = if m.legend.is_empty() && !bar {
         (area.clone(), None)
     } else {
         let (w, _) = area.dim_in_pixel();
-        let (a, b) = area.split_horizontally(w.saturating_sub(110));
+        let (a, b) = area.split_horizontally(w.saturating_sub(if bar { 70 } else { 110 }));
         (a, Some(b))
     };
     let mut chart = ChartBuilder::on(&plot)
@@ -446,7 +610,7 @@ fn draw_heatmap<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, m: &Heatmap) 
         .draw()?;
     for c in &m.cells {
         let color = match c.fill {
-            Fill::Category(i) => PALETTE[i % PALETTE.len()],
+            Fill::Category(i) => pal[i % pal.len()],
             Fill::Value(v) => scale(v),
             Fill::Empty => RGBColor(225, 225, 225),
         };
@@ -460,11 +624,8 @@ fn draw_heatmap<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, m: &Heatmap) 
             WHITE.stroke_width(1),
         )))?;
         if !c.text.is_empty() {
-            let dark = match c.fill {
-                Fill::Value(v) => v < 0.6,
-                Fill::Category(_) => true,
-                Fill::Empty => false,
-            };
+            // White text on dark cells, black on light ones, whatever the colour.
+            let dark = luminance(color) < 0.35;
             let style = ("sans-serif", 13)
                 .into_font()
                 .color(if dark { &WHITE } else { &BLACK })
@@ -480,11 +641,27 @@ fn draw_heatmap<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, m: &Heatmap) 
         }
     }
     if let Some(side) = side {
+        if bar {
+            let (_, h) = side.dim_in_pixel();
+            let (top, bottom) = (40i32, h as i32 - 50);
+            for s in 0..64 {
+                let y1 = bottom - (bottom - top) * s / 64;
+                let y2 = bottom - (bottom - top) * (s + 1) / 64;
+                side.draw(&Rectangle::new(
+                    [(6, y2), (22, y1)],
+                    scale(s as f64 / 63.0).filled(),
+                ))?;
+            }
+            for (t, label) in [(0.0, "0"), (0.5, "0.5"), (1.0, "1")] {
+                let y = bottom - ((bottom - top) as f64 * t) as i32;
+                side.draw(&Text::new(label, (26, y - 6), ("sans-serif", 12)))?;
+            }
+        }
         for (i, (label, color)) in m.legend.iter().enumerate() {
             let y = 60 + 24 * i as i32;
             side.draw(&Rectangle::new(
                 [(4, y), (20, y + 14)],
-                PALETTE[color % PALETTE.len()].filled(),
+                pal[color % pal.len()].filled(),
             ))?;
             side.draw(&Text::new(label.clone(), (26, y), ("sans-serif", 13)))?;
         }

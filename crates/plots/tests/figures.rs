@@ -59,6 +59,7 @@ fn a_heatmap_holds_its_colours() {
         y_ticks: vec!["0.4".into(), "0.8".into()],
         cells,
         legend: vec![("red".into(), 3)],
+        palette: Vec::new(),
     };
     let written = heatmaps(&tmp.path().join("map"), "a heatmap", &[map], 1).unwrap();
     assert_eq!(written.len(), 2);

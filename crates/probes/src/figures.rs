@@ -54,8 +54,7 @@ pub fn shots(
                 x_label: "shots (examples in context)".into(),
                 y_label: "accuracy".into(),
                 log_x: false,
-                // Headroom above 1 keeps the legend off the curves (Modular Regression reaches 1).
-                y_range: Some((0.0, 1.55)),
+                y_range: Some((0.0, 1.02)),
                 series: vec![
                     Series {
                         label: "model".into(),
@@ -75,18 +74,11 @@ pub fn shots(
                         dashed: true,
                         points: pts(&s.mr.acc[..k.min(s.mr.acc.len())]),
                     },
-                    Series {
-                        label: format!("chance 1/{p}"),
-                        color: 7,
-                        dashed: true,
-                        points: vec![
-                            (0.0, 1.0 / p as f64),
-                            ((k.max(2) - 1) as f64, 1.0 / p as f64),
-                        ],
-                    },
                 ],
                 marker: None,
-                legend: Corner::UpperRight,
+                hline: Some((1.0 / p as f64, format!("chance 1/{p}"))),
+                dots: true,
+                legend: Corner::Below,
             }
         })
         .collect();
