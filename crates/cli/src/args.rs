@@ -324,6 +324,10 @@ pub struct TrainArgs {
     /// Replace an existing run in the run directory.
     #[arg(long)]
     pub overwrite: bool,
+    /// Also write the metrics as TensorBoard event files under <run>/tb/ (the same as
+    /// --set train.tensorboard=true; allowed with --resume).
+    #[arg(long)]
+    pub tensorboard: bool,
     /// Plain log lines instead of a progress bar (also the default when stderr is not a
     /// terminal).
     #[arg(long)]

@@ -33,7 +33,8 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
     let mut trainer = match &a.resume {
         Some(dir) => Trainer::resume(RunDir::new(dir))?,
         None => {
-            let cfg = a.cfg.resolve()?;
+            let mut cfg = a.cfg.resolve()?;
+            cfg.train.tensorboard |= a.tensorboard;
             let root = a
                 .run_dir
                 .clone()
@@ -41,6 +42,8 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
             Trainer::create(cfg, RunDir::new(root), a.overwrite)?
         }
     };
+    // Output only (not in the config hash), so a resumed run may switch it on.
+    trainer.cfg.train.tensorboard |= a.tensorboard;
     if a.resume.is_some() {
         // A fresh run's configuration printed its warnings when it was resolved.
         for w in &trainer.ds.warnings {

@@ -191,6 +191,8 @@ keys! {
             "kept checkpoints: 'log:N' (N log-spaced steps from warm-up to the end, official) or a list of steps; the last step is always kept";
         save_every = 5000, int(0, 1_000_000_000),
             "write a resume checkpoint every N steps, replacing the previous one (0 = never)";
+        tensorboard = false, Kind::Bool,
+            "also write the metrics as TensorBoard event files under <run>/tb/ (output only: not part of the config hash)";
     }
 
     /// 16 sequences per task, the number of last-shot samples per task the official code takes.
@@ -199,6 +201,9 @@ keys! {
             "sequences per task in each of the four evaluation sets";
     }
 }
+
+/// Keys that only choose extra outputs: left out of [`Config::to_hashed_toml`].
+pub const OUTPUT_ONLY: &[&str] = &["train.tensorboard"];
 
 /// The field for `key`, or an error suggesting the closest known key (at most 3 edits away).
 pub fn field(key: &str) -> Result<&'static Field, ConfigError> {
@@ -474,6 +479,25 @@ impl Config {
         out
     }
 
+    /// The text the config hash is taken over: [`Config::to_toml`] without the keys in
+    /// [`OUTPUT_ONLY`], which choose extra outputs and never change what is computed. Adding
+    /// such a key therefore leaves the hash of every existing configuration as it was.
+    pub fn to_hashed_toml(&self) -> String {
+        let mut out = String::new();
+        let mut section = "";
+        for line in self.to_toml().lines() {
+            if let Some(s) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                section = s;
+            }
+            let key = line.split(" = ").next().unwrap_or("");
+            if !OUTPUT_ONLY.contains(&format!("{section}.{key}").as_str()) {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
     /// `(key, value, help)` for every key, for printing a table.
     pub fn rows(&self) -> Vec<(&'static str, String, &'static str)> {
         FIELDS
@@ -496,6 +520,28 @@ pub fn parse_value(raw: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn output_only_keys_stay_out_of_the_hashed_text() {
+        let mut c = Config::resolve(None, None, &[]).unwrap();
+        let off = c.to_hashed_toml();
+        // The hashed text is config.toml without the tensorboard line: the text every
+        // configuration was hashed over before the key existed.
+        let full = c.to_toml();
+        assert!(full.contains("tensorboard = false"));
+        let without: String = full
+            .lines()
+            .filter(|l| !l.starts_with("tensorboard = "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!(off, without);
+        c.apply_override("train.tensorboard=true").unwrap();
+        assert_eq!(c.to_hashed_toml(), off);
+        assert_ne!(c.to_toml(), full);
+        // Any other key still changes it.
+        c.apply_override("train.steps=7").unwrap();
+        assert_ne!(c.to_hashed_toml(), off);
+    }
 
     #[test]
     fn defaults_round_trip_through_toml() {

@@ -165,6 +165,8 @@ pub struct TrainSection {
     pub checkpoints: CheckpointSteps,
     /// A resume checkpoint every this many steps (replaced by the next; 0 = none).
     pub save_every: u64,
+    /// Also write the metrics as TensorBoard event files under `<run>/tb/`.
+    pub tensorboard: bool,
 }
 
 /// What a run name may be, as shown in errors.

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod names;
 pub mod rundir;
 pub mod schedule;
+pub mod tensorboard;
 pub mod train;
 pub mod verify;
 

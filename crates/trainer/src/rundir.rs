@@ -255,10 +255,10 @@ impl Best {
 }
 
 /// The hash recorded in checkpoints: FNV-1a 64 of the resolved configuration as `config.toml`
-/// holds it ([`Config::to_toml`]), in hex.
+/// holds it, less the output-only keys ([`Config::to_hashed_toml`]), in hex.
 pub fn config_hash(cfg: &Config) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in cfg.to_toml().bytes() {
+    for b in cfg.to_hashed_toml().bytes() {
         h ^= b as u64;
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }

@@ -469,7 +469,14 @@ impl Trainer {
         rundir::write_atomic(
             &self.dir.shots(),
             metrics::shots_csv(&self.records).as_bytes(),
-        )
+        )?;
+        if self.cfg.train.tensorboard {
+            rundir::write_atomic(
+                &self.dir.root.join("tb").join(crate::tensorboard::FILE),
+                &crate::tensorboard::event_file(&self.records),
+            )?;
+        }
+        Ok(())
     }
 }
 
