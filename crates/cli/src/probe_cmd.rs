@@ -59,7 +59,7 @@ fn load(t: &ProbeTarget) -> anyhow::Result<Loaded> {
 /// The checkpoint, and the probe batch of the task and options in `on`.
 fn repr_target(on: &ReprTarget) -> anyhow::Result<(Loaded, modicl_probes::repr::ProbeBatch)> {
     let l = load(&on.target)?;
-    let task = parse_task(&l, "--task", &on.task)?;
+    let task = parse_vector(&l, "--task", &on.task)?;
     let b = probe_repr::batch(&l, &task, &on.batch)?;
     Ok((l, b))
 }
@@ -81,7 +81,7 @@ pub fn probe(c: &ProbeCommand) -> anyhow::Result<()> {
         }
         ProbeCommand::Kshot(a) => {
             let l = load(&a.target)?;
-            let task = parse_task(&l, "--task", &a.task)?;
+            let task = parse_vector(&l, "--task", &a.task)?;
             let w = pool(a.target.threads)?.install(|| kshot(&l, &task, &a.opts))?;
             (&a.target, finish(&l, vec![w])?)
         }
@@ -123,7 +123,7 @@ pub fn probe(c: &ProbeCommand) -> anyhow::Result<()> {
             } else {
                 a.task
                     .iter()
-                    .map(|t| parse_task(&l, "--task", t))
+                    .map(|t| parse_vector(&l, "--task", t))
                     .collect::<Result<_, _>>()?
             };
             let written = pool(a.target.threads)?.install(|| -> anyhow::Result<_> {
@@ -331,10 +331,6 @@ fn parse_vector(l: &Loaded, field: &str, text: &str) -> Result<Vec<u32>, ProbeEr
         return Err(ProbeError::invalid(field, text, want()));
     }
     Ok(v)
-}
-
-fn parse_task(l: &Loaded, field: &str, text: &str) -> Result<Vec<u32>, ProbeError> {
-    parse_vector(l, field, text)
 }
 
 /// Which of the run's task sets holds `task`.

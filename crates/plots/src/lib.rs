@@ -504,6 +504,43 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PlotError> {
     })
 }
 
+/// A vertical viridis colour bar in `side` at `x` pixels from its left edge, with tick labels
+/// at its bottom, middle and top and an optional title above it.
+pub(crate) fn colour_bar<DB: DrawingBackend>(
+    side: &DrawingArea<DB, Shift>,
+    x: i32,
+    ticks: &[String; 3],
+    title: Option<&str>,
+) -> DrawResult<DB> {
+    let (_, h) = side.dim_in_pixel();
+    let (top, bottom) = (40i32, h as i32 - 50);
+    let steps = 64;
+    for s in 0..steps {
+        let y1 = bottom - (bottom - top) * s / steps;
+        let y2 = bottom - (bottom - top) * (s + 1) / steps;
+        side.draw(&Rectangle::new(
+            [(x, y2), (x + 16, y1)],
+            scale(s as f64 / (steps - 1) as f64).filled(),
+        ))?;
+    }
+    for (t, label) in [0.0, 0.5, 1.0].iter().zip(ticks) {
+        let y = bottom - ((bottom - top) as f64 * t) as i32;
+        side.draw(&Text::new(
+            label.clone(),
+            (x + 20, y - 6),
+            ("sans-serif", 12),
+        ))?;
+    }
+    if let Some(title) = title {
+        side.draw(&Text::new(
+            title.to_string(),
+            (4, top - 22),
+            ("sans-serif", 12),
+        ))?;
+    }
+    Ok(())
+}
+
 /// How a heatmap cell is filled.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Fill {
@@ -642,20 +679,7 @@ fn draw_heatmap<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, m: &Heatmap) 
     }
     if let Some(side) = side {
         if bar {
-            let (_, h) = side.dim_in_pixel();
-            let (top, bottom) = (40i32, h as i32 - 50);
-            for s in 0..64 {
-                let y1 = bottom - (bottom - top) * s / 64;
-                let y2 = bottom - (bottom - top) * (s + 1) / 64;
-                side.draw(&Rectangle::new(
-                    [(6, y2), (22, y1)],
-                    scale(s as f64 / 63.0).filled(),
-                ))?;
-            }
-            for (t, label) in [(0.0, "0"), (0.5, "0.5"), (1.0, "1")] {
-                let y = bottom - ((bottom - top) as f64 * t) as i32;
-                side.draw(&Text::new(label, (26, y - 6), ("sans-serif", 12)))?;
-            }
+            colour_bar(&side, 6, &["0".into(), "0.5".into(), "1".into()], None)?;
         }
         for (i, (label, color)) in m.legend.iter().enumerate() {
             let y = 60 + 24 * i as i32;

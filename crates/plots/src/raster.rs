@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::{render, scale, DrawResult, Figure, PlotError};
+use crate::{colour_bar, render, scale, DrawResult, Figure, PlotError};
 
 /// What fills a raster cell.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -171,34 +171,8 @@ fn draw_raster<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, r: &Raster) ->
         Rectangle::new([(x, y), (x + 1.0, y + 1.0)], color(f).filled())
     }))?;
     if let (Some(side), Some(bar)) = (side, &r.bar) {
-        let (_, h) = side.dim_in_pixel();
-        let (top, bottom) = (40i32, h as i32 - 50);
-        let steps = 64;
-        for s in 0..steps {
-            let y1 = bottom - (bottom - top) * s / steps;
-            let y2 = bottom - (bottom - top) * (s + 1) / steps;
-            side.draw(&Rectangle::new(
-                [(8, y2), (24, y1)],
-                scale(s as f64 / (steps - 1) as f64).filled(),
-            ))?;
-        }
-        for (t, v) in [
-            (0.0, bar.min),
-            (0.5, (bar.min + bar.max) / 2.0),
-            (1.0, bar.max),
-        ] {
-            let y = bottom - ((bottom - top) as f64 * t) as i32;
-            side.draw(&Text::new(
-                format!("{v:.2}"),
-                (28, y - 6),
-                ("sans-serif", 12),
-            ))?;
-        }
-        side.draw(&Text::new(
-            bar.label.clone(),
-            (4, top - 22),
-            ("sans-serif", 12),
-        ))?;
+        let ticks = [bar.min, (bar.min + bar.max) / 2.0, bar.max].map(|v| format!("{v:.2}"));
+        colour_bar(&side, 8, &ticks, Some(&bar.label))?;
     }
     Ok(())
 }

@@ -17,9 +17,9 @@ pub fn dot(a: &[f64], b: &[f64]) -> f64 {
     acc.iter().sum::<f64>() + tail
 }
 
-/// The lower triangle of the Gram matrix of the rows of `c` (rows × dim), mirrored: row i is
-/// computed by one task, so the result does not depend on the thread count.
-fn gram_of(c: &[f64], rows: usize, dim: usize) -> Vec<f64> {
+/// The Gram matrix of the rows of `c` (rows × dim), `[rows × rows]`: cosines when the rows are
+/// normalised. Row i is computed by one task, so the result does not depend on the thread count.
+pub fn gram(c: &[f64], rows: usize, dim: usize) -> Vec<f64> {
     let mut g = vec![0f64; rows * rows];
     g.par_chunks_mut(rows).enumerate().for_each(|(i, out)| {
         let a = &c[i * dim..(i + 1) * dim];
@@ -69,7 +69,7 @@ pub fn pca(x: &[f32], n: usize, f: usize, k: usize) -> Pca {
         .chunks_exact(f)
         .flat_map(|row| row.iter().zip(&mean).map(|(&v, m)| v as f64 - m))
         .collect();
-    let g = gram_of(&c, n, f);
+    let g = gram(&c, n, f);
     let total: f64 = (0..n).map(|i| g[i * n + i]).sum();
     let (vals, vecs) = top_eigen(&g, n, k);
     let mut scores = vec![0f64; n * k];
@@ -258,11 +258,6 @@ pub fn normalise(v: &mut [f64], first_l2: bool) {
     let sd = var.sqrt() + 1e-8;
     v.iter_mut().for_each(|x| *x = (*x - mean) / sd);
     l2(v);
-}
-
-/// Cosine matrix of the rows of `v` (rows × dim, each already normalised): [rows × rows].
-pub fn gram(v: &[f64], rows: usize, dim: usize) -> Vec<f64> {
-    gram_of(v, rows, dim)
 }
 
 /// Power spectrum of `series` (len × dim, row-major: one row per point of a cyclic group):
