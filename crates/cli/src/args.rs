@@ -19,6 +19,10 @@ Configuration: defaults, then --config FILE (TOML), then each --set section.key=
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Figure format besides PNG and SVG, for every figure this command draws: 'pdf' (vector,
+    /// for LaTeX; text in the embedded DejaVu Sans). 'png' and 'svg' are always written.
+    #[arg(long, global = true, value_name = "FORMAT", value_parser = ["png", "svg", "pdf"])]
+    pub format: Option<String>,
 }
 
 #[derive(Subcommand)]

@@ -34,6 +34,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: args::Cli) -> anyhow::Result<()> {
+    modicl_plots::also_pdf(cli.format.as_deref() == Some("pdf"));
     match cli.command {
         args::Command::Data(d) => match d.command {
             args::DataCommand::Show(a) => data_cmd::show(&a),

@@ -92,7 +92,8 @@ pub fn curves(
             Some((0.0, 1.0)),
         ),
     ];
-    Ok(line_charts(stem, title, &panels, 3)?)
+    // Two across: the legend takes the fourth cell.
+    Ok(line_charts(stem, title, &panels, 2)?)
 }
 
 /// Accuracy against shot on the four sets at the last evaluation (solid) and at the

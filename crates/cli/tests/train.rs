@@ -143,7 +143,13 @@ fn ctrl_c_checkpoints_and_exits_130_then_resume_finishes() {
     let child = spawn(tmp.path(), &train_args("r", "train.steps=200000", &[]));
     let metrics = tmp.path().join("r/metrics.csv");
     let start = Instant::now();
-    while fs::read_to_string(&metrics).map_or(true, |m| m.lines().count() < 12) {
+    // Until the evaluation at step 25 (past the early log-spaced ones) is written.
+    let past_25 = |m: String| {
+        m.lines()
+            .filter_map(|l| l.split(',').next()?.parse::<u64>().ok())
+            .any(|s| s >= 25)
+    };
+    while !fs::read_to_string(&metrics).is_ok_and(past_25) {
         assert!(start.elapsed() < Duration::from_secs(60), "no progress");
         std::thread::sleep(Duration::from_millis(20));
     }

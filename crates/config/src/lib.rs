@@ -187,6 +187,8 @@ keys! {
             "linear warm-up steps (0.01·lr to lr; fewer than train.steps), then cosine decay to 0.1·lr at the last step";
         eval_every = 1000, int(1, 1_000_000_000),
             "evaluate the four sets every N steps (and at step 1 and the last step)";
+        eval_early = 8, int(0, 64),
+            "also evaluate at N log-spaced steps between step 1 and the first eval_every (0 = none; output only: never picks the best_ood checkpoint, not part of the config hash)";
         checkpoints = CheckpointSteps::Log(10), Kind::Custom(CheckpointSteps::ALLOWED),
             "kept checkpoints: 'log:N' (N log-spaced steps from warm-up to the end, official) or a list of steps; the last step is always kept";
         save_every = 5000, int(0, 1_000_000_000),
@@ -203,7 +205,11 @@ keys! {
 }
 
 /// Keys that only choose extra outputs: left out of [`Config::to_hashed_toml`].
-pub const OUTPUT_ONLY: &[&str] = &["train.tensorboard"];
+///
+/// `train.eval_early` adds evaluations only: they read the weights, never change them, and are
+/// never candidates for the `best_ood` checkpoint, so checkpoints are the same bytes whatever
+/// its value.
+pub const OUTPUT_ONLY: &[&str] = &["train.eval_early", "train.tensorboard"];
 
 /// The field for `key`, or an error suggesting the closest known key (at most 3 edits away).
 pub fn field(key: &str) -> Result<&'static Field, ConfigError> {
@@ -525,17 +531,19 @@ mod tests {
     fn output_only_keys_stay_out_of_the_hashed_text() {
         let mut c = Config::resolve(None, None, &[]).unwrap();
         let off = c.to_hashed_toml();
-        // The hashed text is config.toml without the tensorboard line: the text every
-        // configuration was hashed over before the key existed.
+        // The hashed text is config.toml without the tensorboard and eval_early lines: the
+        // text every configuration was hashed over before those keys existed.
         let full = c.to_toml();
         assert!(full.contains("tensorboard = false"));
+        assert!(full.contains("eval_early = 8"));
         let without: String = full
             .lines()
-            .filter(|l| !l.starts_with("tensorboard = "))
+            .filter(|l| !l.starts_with("tensorboard = ") && !l.starts_with("eval_early = "))
             .map(|l| format!("{l}\n"))
             .collect();
         assert_eq!(off, without);
         c.apply_override("train.tensorboard=true").unwrap();
+        c.apply_override("train.eval_early=3").unwrap();
         assert_eq!(c.to_hashed_toml(), off);
         assert_ne!(c.to_toml(), full);
         // Any other key still changes it.

@@ -161,12 +161,30 @@ pub struct TrainSection {
     pub warmup: u64,
     /// Evaluate the four sets every this many steps (and at step 1 and the last step).
     pub eval_every: u64,
+    /// Extra evaluations at this many log-spaced steps before the first `eval_every`
+    /// ([`TrainSection::early_eval_steps`]).
+    pub eval_early: u64,
     /// Named checkpoints kept in `checkpoints/step_<N>/`.
     pub checkpoints: CheckpointSteps,
     /// A resume checkpoint every this many steps (replaced by the next; 0 = none).
     pub save_every: u64,
     /// Also write the metrics as TensorBoard event files under `<run>/tb/`.
     pub tensorboard: bool,
+}
+
+impl TrainSection {
+    /// The early evaluation steps: `round(eval_every^(i/eval_early))` for i = 1 .. eval_early − 1,
+    /// deduplicated, each in 2 .. eval_every − 1 and before the last step (step 1 is always
+    /// evaluated). With eval_every 250 and 8: 2, 4, 8, 16, 32, 63, 125.
+    pub fn early_eval_steps(&self) -> Vec<u64> {
+        let n = self.eval_early;
+        let mut out: Vec<u64> = (1..n)
+            .map(|i| (self.eval_every as f64).powf(i as f64 / n as f64).round() as u64)
+            .filter(|&s| s >= 2 && s < self.eval_every && s < self.steps)
+            .collect();
+        out.dedup();
+        out
+    }
 }
 
 /// What a run name may be, as shown in errors.
@@ -190,6 +208,29 @@ pub(crate) fn check_name(key: &str, s: &str) -> Result<String, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn early_evaluations_are_log_spaced_below_eval_every() {
+        let mut t = crate::Config::resolve(Some("cpu"), None, &[])
+            .unwrap()
+            .train;
+        t.eval_every = 250;
+        t.eval_early = 8;
+        assert_eq!(t.early_eval_steps(), [2, 4, 8, 16, 32, 63, 125]);
+        t.eval_every = 1000;
+        assert_eq!(t.early_eval_steps(), [2, 6, 13, 32, 75, 178, 422]);
+        t.eval_early = 0;
+        assert!(t.early_eval_steps().is_empty());
+        // Few steps between 1 and eval_every: duplicates are dropped, nothing reaches it.
+        t.eval_every = 5;
+        t.eval_early = 16;
+        assert_eq!(t.early_eval_steps(), [2, 3, 4]);
+        // Nothing at or past the last step.
+        t.eval_every = 1000;
+        t.eval_early = 8;
+        t.steps = 50;
+        assert_eq!(t.early_eval_steps(), [2, 6, 13, 32]);
+    }
 
     #[test]
     fn log_checkpoints_match_numpy_logspace() {

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::{colour_bar, render, scale, DrawResult, Figure, PlotError};
+use crate::{
+    colour_bar, flow, render, scale, text_width, DrawResult, Figure, PlotError, Type, GREY_50,
+};
 
 /// What fills a raster cell.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -96,37 +98,42 @@ impl Raster {
     }
 }
 
-/// A step giving at most about 7 ticks over `n` cells: 1, 2, 5, 10, 20, ...
-fn tick_step(n: usize) -> usize {
+/// A step giving at most about `most` ticks over `n` cells: 1, 2, 5, 10, 20, ...
+fn tick_step(n: usize, most: usize) -> usize {
     let mut step = 1;
     for s in [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000] {
         step = s;
-        if n / s <= 7 {
+        if n / s <= most {
             break;
         }
     }
     step
 }
 
-fn draw_raster<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, r: &Raster) -> DrawResult<DB> {
+fn draw_raster<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    r: &Raster,
+    t: Type,
+) -> DrawResult<DB> {
     let (r, block) = r.drawn();
     let r = r.as_ref();
     let (plot, side) = match &r.bar {
         Some(_) => {
             let (w, _) = area.dim_in_pixel();
-            let (a, b) = area.split_horizontally(w.saturating_sub(78));
+            let (a, b) = area.split_horizontally(w.saturating_sub(t.spu(78)));
             (a, Some(b))
         }
         None => (area.clone(), None),
     };
     let (nx, ny) = (r.nx.max(1), r.ny.max(1));
     let mut chart = ChartBuilder::on(&plot)
-        .caption(&r.title, ("sans-serif", 17))
-        .margin(10)
-        .x_label_area_size(40)
-        .y_label_area_size(46)
+        .caption(&r.title, ("sans-serif", t.caption()))
+        .margin(t.spu(10))
+        .x_label_area_size(t.spu(40))
+        .y_label_area_size(t.spu(46))
         .build_cartesian_2d(0f64..nx as f64, 0f64..ny as f64)?;
-    let (sx, sy) = (tick_step(nx * block), tick_step(ny * block));
+    // Fewer ticks across than down: labels side by side need more room.
+    let (sx, sy) = (tick_step(nx * block, 5), tick_step(ny * block, 7));
     let (x0, y0) = (r.x0, r.y0);
     let fmt = |v: f64, step: usize, origin: i64, names: &[String]| -> String {
         let i = (v - 0.5).round();
@@ -155,7 +162,8 @@ fn draw_raster<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, r: &Raster) ->
         .y_labels(ny * 2 + 1)
         .x_label_formatter(&|v| fmt(*v, sx, x0, &r.x_names))
         .y_label_formatter(&|v| fmt(*v, sy, y0, &r.y_names))
-        .label_style(("sans-serif", 13))
+        .label_style(("sans-serif", t.small()))
+        .axis_desc_style(("sans-serif", t.label()))
         .draw()?;
     let color = |f: &RasterFill| match *f {
         RasterFill::Color(c) => c,
@@ -172,7 +180,7 @@ fn draw_raster<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, r: &Raster) ->
     }))?;
     if let (Some(side), Some(bar)) = (side, &r.bar) {
         let ticks = [bar.min, (bar.min + bar.max) / 2.0, bar.max].map(|v| format!("{v:.2}"));
-        colour_bar(&side, 8, &ticks, Some(&bar.label))?;
+        colour_bar(&side, 8, &ticks, Some(&bar.label), t)?;
     }
     Ok(())
 }
@@ -186,31 +194,51 @@ struct RasterGrid<'a> {
 
 impl Figure for RasterGrid<'_> {
     fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> DrawResult<DB> {
-        let root = root.titled(self.title, ("sans-serif", 22))?;
+        let t = Type::for_width(root.dim_in_pixel().0);
+        let root = root.titled(self.title, ("sans-serif", t.title()))?;
         let (body, foot) = if self.legend.is_empty() {
             (root.clone(), None)
         } else {
             let (_, h) = root.dim_in_pixel();
-            let (a, b) = root.split_vertically(h.saturating_sub(34));
+            let rows = legend_places(self.legend, root.dim_in_pixel().0, t)
+                .last()
+                .copied()
+                .map_or(0, |(_, r)| r as u32 + 1);
+            let (a, b) = root.split_vertically(h.saturating_sub(t.spu(8) + t.spu(26) * rows));
             (a, Some(b))
         };
         for (area, m) in body.split_evenly(self.grid).iter().zip(self.maps) {
-            draw_raster(area, m)?;
+            draw_raster(area, m, t)?;
         }
         if let Some(foot) = foot {
-            let mut x = 16;
-            for (label, c) in self.legend {
-                foot.draw(&Rectangle::new([(x, 8), (x + 16, 24)], c.filled()))?;
-                foot.draw(&Rectangle::new([(x, 8), (x + 16, 24)], BLACK.mix(0.5)))?;
-                foot.draw(&Text::new(label.clone(), (x + 22, 9), ("sans-serif", 14)))?;
-                x += 40 + 8 * label.chars().count() as i32;
+            let sp = |v: i32| t.sp(v);
+            let width = foot.dim_in_pixel().0;
+            for ((x, row), (label, c)) in legend_places(self.legend, width, t)
+                .into_iter()
+                .zip(self.legend)
+            {
+                let y = sp(8) + sp(26) * row as i32;
+                let swatch = [(x, y), (x + sp(16), y + sp(16))];
+                foot.draw(&Rectangle::new(swatch, c.filled()))?;
+                foot.draw(&Rectangle::new(swatch, GREY_50))?;
+                foot.draw(&Text::new(
+                    label.clone(),
+                    (x + sp(22), y + sp(1)),
+                    ("sans-serif", t.small()),
+                ))?;
             }
         }
         Ok(())
     }
 }
 
-/// Draws `maps` in rows of `cols`, each `cell` pixels, with one legend of categories under
+/// Where each legend entry goes in a figure `width` pixels wide: (x, row) ([`crate::flow`]).
+fn legend_places(legend: &[(String, RGBColor)], width: u32, t: Type) -> Vec<(i32, usize)> {
+    let widths = legend.iter().map(|(l, _)| t.sp(40) + text_width(l, t));
+    flow(widths, width as i32)
+}
+
+/// Draws `maps` in rows of `cols` (at most [`crate::MAX_COLS`]), each `cell` pixels, with one legend of categories under
 /// them, to `<stem>.png` and `<stem>.svg`.
 pub fn rasters(
     stem: &Path,
@@ -223,10 +251,20 @@ pub fn rasters(
     if maps.iter().all(|m| m.cells.is_empty()) {
         return Err(PlotError::Empty(title.to_string()));
     }
-    let cols = cols.clamp(1, maps.len().max(1));
+    let cols = cols.clamp(1, maps.len().max(1)).min(crate::MAX_COLS);
     let rows = maps.len().div_ceil(cols);
-    let foot = if legend.is_empty() { 0 } else { 34 };
-    let size = (cell.0 * cols as u32, cell.1 * rows as u32 + 40 + foot);
+    let width = cell.0 * cols as u32;
+    let t = Type::for_width(width);
+    let rows_of_legend = legend_places(legend, width, t)
+        .last()
+        .copied()
+        .map_or(0, |(_, r)| r as u32 + 1);
+    let foot = if legend.is_empty() {
+        0
+    } else {
+        t.spu(8) + t.spu(26) * rows_of_legend
+    };
+    let size = (width, cell.1 * rows as u32 + t.spu(40) + foot);
     render(
         stem,
         size,
@@ -245,9 +283,11 @@ mod tests {
 
     #[test]
     fn ticks_stay_few() {
-        assert_eq!(tick_step(5), 1);
-        assert_eq!(tick_step(29), 5);
-        assert_eq!(tick_step(31), 5);
-        assert_eq!(tick_step(97), 20);
+        assert_eq!(tick_step(5, 7), 1);
+        assert_eq!(tick_step(29, 7), 5);
+        assert_eq!(tick_step(31, 7), 5);
+        assert_eq!(tick_step(97, 7), 20);
+        assert_eq!(tick_step(121, 5), 50);
+        assert_eq!(tick_step(29, 5), 5);
     }
 }

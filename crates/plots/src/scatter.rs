@@ -6,7 +6,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::{grid_of, Chart, DrawResult, PlotError};
+use crate::{grid_of, Chart, DrawResult, PlotError, Type};
 
 /// One point: where, its label, its colour.
 #[derive(Clone, Debug)]
@@ -26,7 +26,8 @@ pub struct Scatter {
     pub y_label: String,
     pub points: Vec<ScatterPoint>,
     pub text: bool,
-    /// Text size in pixels (labels) or dot radius.
+    /// Text size (labels) or dot radius, in pixels of a figure 800 pixels wide: scaled with
+    /// the figure's text ([`Type`]).
     pub size: u32,
 }
 
@@ -44,23 +45,30 @@ fn range(v: impl Iterator<Item = f64>) -> (f64, f64) {
 }
 
 impl Chart for Scatter {
-    fn draw_in<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+    fn draw_in<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+        t: Type,
+    ) -> DrawResult<DB> {
         let (x0, x1) = range(self.points.iter().map(|p| p.x));
         let (y0, y1) = range(self.points.iter().map(|p| p.y));
         let mut chart = ChartBuilder::on(area)
-            .caption(&self.title, ("sans-serif", 16))
-            .margin(10)
-            .x_label_area_size(38)
-            .y_label_area_size(52)
+            .caption(&self.title, ("sans-serif", t.caption()))
+            .margin(t.spu(10))
+            .x_label_area_size(t.spu(38))
+            .y_label_area_size(t.spu(52))
             .build_cartesian_2d(x0..x1, y0..y1)?;
         chart
             .configure_mesh()
             .x_desc(&self.x_label)
             .y_desc(&self.y_label)
-            .label_style(("sans-serif", 12))
+            .x_labels(5)
+            .label_style(("sans-serif", t.small()))
+            .axis_desc_style(("sans-serif", t.label()))
             .light_line_style(WHITE)
+            .bold_line_style(crate::GRID)
             .draw()?;
-        let size = self.size.max(1);
+        let size = t.spu(self.size.max(1)).max(1);
         if self.text {
             chart.draw_series(self.points.iter().map(|p| {
                 let style = ("sans-serif", size as f64)

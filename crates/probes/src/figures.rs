@@ -121,28 +121,25 @@ pub fn kshot(stem: &Path, title: &str, g: &KshotGrid) -> Result<Vec<PathBuf>, Pr
     for s in 0..n {
         let (c, k) = (g.at(&g.correct, s), g.spec.shots[s]);
         maps.push(query_map(
-            format!(
-                "{k}-shot: model correct {}",
-                pct(g.summary[s].model_correct)
-            ),
+            format!("{k} shot: model {}", pct(g.summary[s].model_correct)),
             p,
             |i| ink(c[i]),
         ));
     }
     for s in 0..n {
-        let r = g.at(&g.rm, s);
+        let (r, k) = (g.at(&g.rm, s), g.spec.shots[s]);
         maps.push(query_map(
-            format!("RM explains {}", pct(g.summary[s].rm_explained)),
+            format!("{k} shot: RM {}", pct(g.summary[s].rm_explained)),
             p,
             |i| ink(r[i]),
         ));
     }
     for s in 0..n {
         let (c, r) = (g.at(&g.correct, s), g.at(&g.rm, s));
-        let sm = &g.summary[s];
+        let (sm, k) = (&g.summary[s], g.spec.shots[s]);
         maps.push(query_map(
             format!(
-                "model - RM: +{} -{}",
+                "{k} shot: +{} -{}",
                 pct(sm.model_beyond_rm),
                 pct(sm.rm_not_model)
             ),
@@ -155,9 +152,9 @@ pub fn kshot(stem: &Path, title: &str, g: &KshotGrid) -> Result<Vec<PathBuf>, Pr
         ));
     }
     for s in 0..n {
-        let m = g.at(&g.mr, s);
+        let (m, k) = (g.at(&g.mr, s), g.spec.shots[s]);
         maps.push(query_map(
-            format!("MR explains {}", pct(g.summary[s].mr_explained)),
+            format!("{k} shot: MR {}", pct(g.summary[s].mr_explained)),
             p,
             |i| ink(m[i]),
         ));
@@ -332,8 +329,8 @@ fn token_name(i: usize) -> String {
     format!("{}{}", ["x", "y", "z"][i % 3], i / 3)
 }
 
-/// Attention of one layer, heads side by side: sequence 0 (top row) and the mean over the p^2
-/// sequences (bottom row), the first `n` tokens, query on the vertical axis (first at the top).
+/// Attention of one layer, one row per head: sequence 0 (left) and the mean over the p^2
+/// sequences (right), the first `n` tokens, query on the vertical axis (first at the top).
 pub fn attention_layer(
     stem: &Path,
     title: &str,
@@ -342,20 +339,23 @@ pub fn attention_layer(
     n: usize,
 ) -> Result<Vec<PathBuf>, ProbeError> {
     let n = n.min(a.t);
-    // Name every x token of every `step`-th example.
-    let step = (n / 3).div_ceil(8).max(1);
-    let names: Vec<String> = (0..n)
-        .map(|i| {
-            if i % 3 == 0 && (i / 3) % step == 0 {
-                token_name(i)
-            } else {
-                String::new()
-            }
-        })
-        .collect();
+    // Name every x token of every `step`-th example: at most 4 names across, 8 down.
+    let names = |most: usize| -> Vec<String> {
+        let step = (n / 3).div_ceil(most).max(1);
+        (0..n)
+            .map(|i| {
+                if i % 3 == 0 && (i / 3) % step == 0 {
+                    token_name(i)
+                } else {
+                    String::new()
+                }
+            })
+            .collect()
+    };
+    let (across, down) = (names(4), names(8));
     let mut maps = Vec::new();
-    for (which, m) in [("sequence 0", &a.first), ("mean over inputs", &a.mean)] {
-        for h in 0..a.heads {
+    for h in 0..a.heads {
+        for (which, m) in [("sequence 0", &a.first), ("mean over inputs", &a.mean)] {
             let base = (layer * a.heads + h) * a.t * a.t;
             let mut r = matrix_raster(
                 format!("head {h}, {which}"),
@@ -368,12 +368,12 @@ pub fn attention_layer(
                     label: "attention".into(),
                 },
             );
-            r.x_names = names.clone();
-            r.y_names = names.iter().rev().cloned().collect();
+            r.x_names = across.clone();
+            r.y_names = down.iter().rev().cloned().collect();
             maps.push(r);
         }
     }
-    Ok(rasters(stem, title, &maps, a.heads, (430, 400), &[])?)
+    Ok(rasters(stem, title, &maps, 2, (430, 400), &[])?)
 }
 
 /// Discrete-log labels of 0..p, "-" for 0 (it has no log).

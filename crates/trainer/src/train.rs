@@ -142,6 +142,8 @@ pub struct Trainer {
     pub skipped: Vec<Skipped>,
     hash: String,
     kept: BTreeSet<u64>,
+    /// The early log-spaced evaluation steps (`train.eval_early`).
+    early: Vec<u64>,
 }
 
 impl Trainer {
@@ -263,6 +265,7 @@ impl Trainer {
             .collect();
         Trainer {
             hash: rundir::config_hash(&cfg),
+            early: cfg.train.early_eval_steps(),
             cfg,
             dir,
             ds,
@@ -277,9 +280,16 @@ impl Trainer {
         }
     }
 
-    /// Whether step `s` is evaluated: step 1, every `eval_every` steps, and the last step.
+    /// Whether step `s` is on the regular evaluation schedule: step 1, every `eval_every`
+    /// steps, and the last step. Only these can pick the `best_ood` checkpoint.
     pub fn is_eval_step(&self, s: u64) -> bool {
         s == 1 || s.is_multiple_of(self.cfg.train.eval_every) || s == self.cfg.train.steps
+    }
+
+    /// Whether step `s` is evaluated: the regular schedule and the early log-spaced steps
+    /// (`train.eval_early`), which add rows to the metrics and nothing else.
+    pub fn evaluates(&self, s: u64) -> bool {
+        self.is_eval_step(s) || self.early.contains(&s)
     }
 
     /// Trains until the last step, or until `stop` is raised (checked after every step).
@@ -326,7 +336,7 @@ impl Trainer {
             self.step = s;
             step_time += t0.elapsed().as_secs_f64();
             let acc = loss.correct as f64 / loss.count.max(1) as f64;
-            if self.is_eval_step(s) {
+            if self.evaluates(s) {
                 // Training-batch metrics come from this step's forward pass (pre-update
                 // weights), as the official code's; the four sets see the updated weights.
                 let mut sets = vec![SetMetrics::from_workspace(SetName::TrainBatch, shots, &ws)];
@@ -334,7 +344,9 @@ impl Trainer {
                 let record = Record { step: s, lr, sets };
                 self.records.push(record);
                 self.write_metrics()?;
-                self.update_best()?;
+                if self.is_eval_step(s) {
+                    self.update_best()?;
+                }
                 obs.eval(self.records.last().expect("just pushed"));
             }
             obs.step(s, lr, loss.mean, acc);

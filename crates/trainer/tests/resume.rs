@@ -180,12 +180,16 @@ fn kept_checkpoints_follow_the_config() {
         .filter(|l| l.contains(",ood_test,"))
         .map(|l| l.split(',').next().unwrap())
         .collect();
-    assert_eq!(steps, ["1", "5", "10", "15", "20", "25", "30", "35", "40"]);
+    // Step 1, the early log-spaced steps below eval_every 5 (eval_early 8: 2, 3, 4), every 5.
+    assert_eq!(
+        steps,
+        ["1", "2", "3", "4", "5", "10", "15", "20", "25", "30", "35", "40"]
+    );
     let shots = fs::read_to_string(dir.join("shots.csv")).unwrap();
     assert_eq!(
         shots.lines().count(),
-        1 + 9 * 5 * 6,
-        "9 evals x 5 sets x 6 shots"
+        1 + 12 * 5 * 6,
+        "12 evals x 5 sets x 6 shots"
     );
 }
 
@@ -422,4 +426,54 @@ fn a_fresh_run_refuses_an_existing_run_unless_overwritten() {
         .unwrap();
     assert!(matches!(e, TrainError::NotARun(_)), "{e}");
     assert!(other.join("precious.txt").exists());
+}
+
+#[test]
+fn early_evaluations_add_metrics_rows_and_change_nothing_else() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |early: u64| {
+        let dir = tmp.path().join(format!("early{early}"));
+        let mut cfg = tiny();
+        cfg.apply_override("train.eval_every=10").unwrap();
+        cfg.apply_override(&format!("train.eval_early={early}"))
+            .unwrap();
+        let mut t = Trainer::create(cfg, RunDir::new(&dir), false).unwrap();
+        t.run(&mut Quiet, &AtomicBool::new(false)).unwrap();
+        (
+            outputs(&dir),
+            fs::read_to_string(dir.join("metrics.csv")).unwrap(),
+        )
+    };
+    let (plain, plain_csv) = run(0);
+    let (more, more_csv) = run(8);
+    let steps = |csv: &str| {
+        let mut s: Vec<u64> = csv
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').next().unwrap().parse().unwrap())
+            .collect();
+        s.dedup();
+        s
+    };
+    assert_eq!(steps(&plain_csv), [1, 10, 20, 30, 40]);
+    assert_eq!(steps(&more_csv), [1, 2, 3, 4, 6, 7, 10, 20, 30, 40]);
+    // Without the early rows the metrics are the same text.
+    let regular: String = more_csv
+        .lines()
+        .filter(|l| {
+            let s = l.split(',').next().unwrap();
+            !["2", "3", "4", "6", "7"].contains(&s)
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(regular, plain_csv);
+    // Every checkpoint (best_ood included: early steps are never candidates) is the same bytes;
+    // config.toml differs only in its eval_early line.
+    let files = |v: &[(String, Vec<u8>)]| -> Vec<(String, Vec<u8>)> {
+        v.iter()
+            .filter(|f| f.0.starts_with("checkpoints/"))
+            .cloned()
+            .collect()
+    };
+    assert_same(&files(&more), &files(&plain), " with early evaluations");
 }
