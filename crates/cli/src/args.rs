@@ -339,6 +339,47 @@ pub struct TrainArgs {
     /// Worker threads (default: all cores). Results do not depend on it.
     #[arg(long, value_name = "T", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
+    #[command(flatten)]
+    pub device: DeviceArg,
+}
+
+/// Where the model runs.
+#[derive(Args, Clone, Copy)]
+pub struct DeviceArg {
+    /// 'cpu', or 'cuda' (GPU 0 through the CUDA backend, docs/engine.md: training steps on the
+    /// GPU, evaluations and checkpoints on the host; not yet for eval and bench). Without a
+    /// driver, NVRTC, cuBLAS or a GPU, a one-line error says which is missing.
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
+    pub device: Device,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Device {
+    Cpu,
+    Cuda,
+}
+
+impl DeviceArg {
+    /// Nothing to check for the CPU. For CUDA: the error naming what this machine lacks
+    /// (driver, NVRTC, cuBLAS, a GPU).
+    pub fn check(self) -> anyhow::Result<()> {
+        if self.device == Device::Cuda {
+            modicl_cuda::open_device()?;
+        }
+        Ok(())
+    }
+
+    /// For a command that cannot use the GPU yet: [`DeviceArg::check`]'s error, or one saying
+    /// so.
+    pub fn cpu_only(self, command: &str) -> anyhow::Result<()> {
+        match self.device {
+            Device::Cpu => Ok(()),
+            Device::Cuda => match modicl_cuda::not_yet(command) {
+                Ok(never) => match never {},
+                Err(e) => Err(e.into()),
+            },
+        }
+    }
 }
 
 #[derive(Args)]
@@ -361,6 +402,8 @@ pub struct EvalArgs {
     /// Worker threads (default: all cores).
     #[arg(long, value_name = "T", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
+    #[command(flatten)]
+    pub device: DeviceArg,
 }
 
 #[derive(Args)]
@@ -585,6 +628,8 @@ pub struct BenchArgs {
     /// Print one JSON object (ms_per_step, tokens_per_s, gflops, peak_rss_mb, ...).
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub device: DeviceArg,
     /// With --preset, --config, --set or --tasks: time that configuration's exact training
     /// step (its model, batch and data) instead of a reference size; 20 timed steps by default.
     #[command(flatten)]

@@ -7,6 +7,7 @@ use serde_json::json;
 use crate::args::BenchArgs;
 
 pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
+    a.device.cpu_only("bench")?;
     let c = &a.cfg;
     let from_config =
         c.preset.is_some() || c.config.is_some() || !c.set.is_empty() || c.tasks.is_some();

@@ -69,6 +69,7 @@ pub(crate) fn open(path: &Path, which: &str) -> anyhow::Result<Opened> {
 }
 
 pub fn eval(a: &EvalArgs) -> anyhow::Result<()> {
+    a.device.cpu_only("eval")?;
     let Opened {
         run,
         ck,

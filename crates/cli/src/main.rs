@@ -98,6 +98,11 @@ fn exit_code(e: &anyhow::Error) -> u8 {
         if let Some(d) = cause.downcast_ref::<modicl_data::DataError>() {
             return if d.is_bad_input() { 2 } else { 1 };
         }
+        // No driver, library or GPU, a kernel that does not compile, or a backend that cannot
+        // run yet: the user asked for something this machine or build cannot do.
+        if cause.downcast_ref::<modicl_cuda::CudaError>().is_some() {
+            return 2;
+        }
     }
     1
 }

@@ -30,6 +30,7 @@ pub fn pool(threads: Option<u32>) -> anyhow::Result<rayon::ThreadPool> {
 }
 
 pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
+    a.device.check()?;
     let mut trainer = match &a.resume {
         Some(dir) => Trainer::resume(RunDir::new(dir))?,
         None => {
@@ -44,6 +45,11 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
     };
     // Output only (not in the config hash), so a resumed run may switch it on.
     trainer.cfg.train.tensorboard |= a.tensorboard;
+    // Not in the configuration either: a run may move between devices on resume.
+    trainer.device = match a.device.device {
+        crate::args::Device::Cpu => modicl_trainer::Device::Cpu,
+        crate::args::Device::Cuda => modicl_trainer::Device::Cuda,
+    };
     if a.resume.is_some() {
         // A fresh run's configuration printed its warnings when it was resolved.
         for w in &trainer.ds.warnings {

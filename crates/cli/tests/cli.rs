@@ -593,3 +593,23 @@ fn bench_refuses_a_reference_size_and_a_configuration_at_once() {
         );
     }
 }
+
+#[test]
+fn device_cuda_is_a_one_line_error_when_it_cannot_run() {
+    // eval and bench cannot use a GPU yet: a one-line error naming --device cuda, exit status
+    // 2, on any machine (the missing driver, library or GPU here; "cannot use the GPU yet" on
+    // a GPU machine). train uses the GPU, so it fails only where there is none.
+    let tmp = tempfile::tempdir().unwrap();
+    let gpu_here = Path::new("/dev/nvidia0").exists();
+    let mut cases = vec![
+        &["eval", "r", "--device", "cuda"][..],
+        &["bench", "--device", "cuda"],
+    ];
+    if !gpu_here {
+        cases.push(&["train", "--device", "cuda", "--run-dir", "r"]);
+    }
+    for args in cases {
+        bad_input(tmp.path(), args, &["--device cuda"]);
+    }
+    assert!(!tmp.path().join("r").exists(), "a run directory was made");
+}

@@ -72,9 +72,9 @@ impl SetMetrics {
 
     /// Adds the scored positions a forward pass left in `ws` (rows × shots, sequence-major).
     /// `loss_sum` accumulates in f64 in a fixed order, so results do not depend on threads.
-    fn add(&mut self, ws: &Workspace, loss_sum: &mut f64) {
+    fn add(&mut self, correct: &[bool], loss: &[f32], loss_sum: &mut f64) {
         let k = self.shot_count.len();
-        for (j, (&c, &l)) in ws.target_correct.iter().zip(&ws.target_loss).enumerate() {
+        for (j, (&c, &l)) in correct.iter().zip(loss).enumerate() {
             let shot = j % k;
             self.shot_count[shot] += 1;
             self.shot_correct[shot] += c as u64;
@@ -88,9 +88,15 @@ impl SetMetrics {
 
     /// The metrics of the forward pass that `ws` holds (the training batch).
     pub fn from_workspace(set: SetName, shots: usize, ws: &Workspace) -> SetMetrics {
+        SetMetrics::from_targets(set, shots, &ws.target_correct, &ws.target_loss)
+    }
+
+    /// The metrics of per-target correctness and loss in (sequence, shot) order (a forward
+    /// pass on either device).
+    pub fn from_targets(set: SetName, shots: usize, correct: &[bool], loss: &[f32]) -> SetMetrics {
         let mut m = SetMetrics::new(set, shots);
         let mut sum = 0.0;
-        m.add(ws, &mut sum);
+        m.add(correct, loss, &mut sum);
         m.loss = sum / m.count.max(1) as f64;
         m
     }
@@ -151,7 +157,7 @@ impl Evaluator {
                         .or_insert_with(|| Workspace::new(&model.cfg, rows, b.seq_len - 1))
                 };
                 model.forward(w, tokens, b.seq_len, &self.positions, None)?;
-                m.add(w, &mut sum);
+                m.add(&w.target_correct, &w.target_loss, &mut sum);
                 r0 += rows;
             }
             m.loss = sum / m.count.max(1) as f64;

@@ -28,7 +28,7 @@ pub use eval::{Evaluator, SetMetrics};
 pub use metrics::Record;
 pub use names::{Checkpoint, Metric, SetName, UnknownName};
 pub use rundir::RunDir;
-pub use train::{Observer, Outcome, Skipped, Summary, Trainer};
+pub use train::{Device, Observer, Outcome, Skipped, Summary, Trainer};
 
 /// Everything that can stop a run.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +39,10 @@ pub enum TrainError {
     Data(#[from] DataError),
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// The CUDA backend: a missing driver, library or GPU, a kernel that does not compile, a
+    /// GPU too small or out of memory.
+    #[error(transparent)]
+    Cuda(#[from] modicl_cuda::CudaError),
     /// A file or folder that cannot be read or written.
     #[error("{path}: {source}")]
     Io {
@@ -78,6 +82,8 @@ impl TrainError {
             TrainError::Config(_) | TrainError::RunExists { .. } | TrainError::NotARun(_) => true,
             TrainError::Data(e) => e.is_bad_input(),
             TrainError::Engine(EngineError::Config(_)) => true,
+            // What the machine cannot do that the user asked of it: exit status 2.
+            TrainError::Cuda(e) => !matches!(e, modicl_cuda::CudaError::Driver(_)),
             _ => false,
         }
     }

@@ -113,6 +113,9 @@ pub struct Summary {
     pub train_only_steps_per_s: f64,
     /// The step this process resumed from (0 for a fresh run).
     pub resumed_from: u64,
+    /// Where this process ran the training steps: "cpu", or "cuda" and the GPU.
+    #[serde(default)]
+    pub device: String,
 }
 
 /// A checkpoint that [`Trainer::resume`] could not use: why, and where it was moved.
@@ -144,6 +147,20 @@ pub struct Trainer {
     kept: BTreeSet<u64>,
     /// The early log-spaced evaluation steps (`train.eval_early`).
     early: Vec<u64>,
+    /// Where the training steps run (not part of the configuration: a run may move between
+    /// devices on resume).
+    pub device: Device,
+}
+
+/// Where a trainer runs its training steps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Device {
+    #[default]
+    Cpu,
+    /// GPU 0 through the CUDA backend (`modicl-cuda`): forward, backward and AdamW on the
+    /// device; the weights and moments come back to the host at every evaluation and
+    /// checkpoint, which run as on the CPU.
+    Cuda,
 }
 
 impl Trainer {
@@ -266,6 +283,7 @@ impl Trainer {
         Trainer {
             hash: rundir::config_hash(&cfg),
             early: cfg.train.early_eval_steps(),
+            device: Device::Cpu,
             cfg,
             dir,
             ds,
@@ -309,6 +327,17 @@ impl Trainer {
         let mut grads = vec![0f32; self.model.layout.total];
         let mut evaluator = Evaluator::new(&self.ds, self.cfg.eval.seqs_per_task as usize);
         let mut batch = self.ds.train_batch(0);
+        let mut gpu = match self.device {
+            Device::Cpu => None,
+            Device::Cuda => Some(modicl_cuda::GpuModel::new(
+                modicl_cuda::Gpu::open()?,
+                &self.model,
+                self.opt.cfg,
+                Some((&self.opt.m, &self.opt.v, self.opt.step)),
+                batch_rows,
+                self.ds.seq.input_len(),
+            )?),
+        };
         // A process killed between writing a checkpoint and pruning older ones left them.
         self.prune(self.step)?;
         obs.start(self);
@@ -322,24 +351,53 @@ impl Trainer {
             let t0 = Instant::now();
             // The batch of step s is a pure function of (data_seed, s − 1).
             self.ds.fill_train_batch(s - 1, &mut batch);
-            let loss = self
-                .model
-                .forward(&mut ws, &batch.tokens, seq_len, &positions, None)?;
+            let lr = lr_at(s, lr_peak, steps, warmup);
+            let loss = match gpu.as_mut() {
+                Some(g) => g.forward(&batch.tokens, seq_len, &positions)?,
+                None => self
+                    .model
+                    .forward(&mut ws, &batch.tokens, seq_len, &positions, None)?,
+            };
             if !loss.mean.is_finite() {
                 return Err(self.non_finite(s, format!("the training loss is {}", loss.mean)));
             }
-            self.model.backward(&mut ws, &mut grads);
-            let lr = lr_at(s, lr_peak, steps, warmup);
-            let layout = &self.model.layout;
-            self.opt
-                .update(&mut self.model.params, &grads, layout, lr as f32);
+            match gpu.as_mut() {
+                Some(g) => {
+                    g.backward()?;
+                    g.update(lr as f32)?;
+                }
+                None => {
+                    self.model.backward(&mut ws, &mut grads);
+                    let layout = &self.model.layout;
+                    self.opt
+                        .update(&mut self.model.params, &grads, layout, lr as f32);
+                }
+            }
             self.step = s;
+            let save_every = self.cfg.train.save_every;
+            let interrupted = stop.load(Ordering::SeqCst);
+            let saves = self.kept.contains(&s)
+                || (save_every > 0 && s.is_multiple_of(save_every))
+                || interrupted;
+            // The host copy of the weights and moments is what evaluations and checkpoints
+            // read: bring it up to date from the GPU when one of them comes.
+            if let Some(g) = gpu.as_ref().filter(|_| saves || self.evaluates(s)) {
+                self.model.params = g.params()?;
+                (self.opt.m, self.opt.v, self.opt.step) = g.moments()?;
+            }
             step_time += t0.elapsed().as_secs_f64();
             let acc = loss.correct as f64 / loss.count.max(1) as f64;
             if self.evaluates(s) {
                 // Training-batch metrics come from this step's forward pass (pre-update
                 // weights), as the official code's; the four sets see the updated weights.
-                let mut sets = vec![SetMetrics::from_workspace(SetName::TrainBatch, shots, &ws)];
+                let train = match gpu.as_ref() {
+                    Some(g) => {
+                        let (correct, loss) = g.target_stats()?;
+                        SetMetrics::from_targets(SetName::TrainBatch, shots, &correct, &loss)
+                    }
+                    None => SetMetrics::from_workspace(SetName::TrainBatch, shots, &ws),
+                };
+                let mut sets = vec![train];
                 sets.extend(evaluator.run(&self.model, &mut ws)?);
                 let record = Record { step: s, lr, sets };
                 self.records.push(record);
@@ -350,12 +408,7 @@ impl Trainer {
                 obs.eval(self.records.last().expect("just pushed"));
             }
             obs.step(s, lr, loss.mean, acc);
-            let save_every = self.cfg.train.save_every;
-            let interrupted = stop.load(Ordering::SeqCst);
-            if self.kept.contains(&s)
-                || (save_every > 0 && s.is_multiple_of(save_every))
-                || interrupted
-            {
+            if saves {
                 self.checkpoint(s)?;
                 obs.checkpoint(s);
             }
@@ -378,6 +431,10 @@ impl Trainer {
             steps_per_s: run as f64 / wall.max(1e-9),
             train_only_steps_per_s: run as f64 / step_time.max(1e-9),
             resumed_from: self.resumed_from,
+            device: match gpu.as_ref() {
+                Some(g) => format!("cuda: {}", g.gpu.info),
+                None => "cpu".into(),
+            },
         };
         let json = serde_json::to_string_pretty(&summary).expect("summary serialises") + "\n";
         rundir::write_atomic(&self.dir.summary(), json.as_bytes())?;

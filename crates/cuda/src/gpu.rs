@@ -1,0 +1,262 @@
+//! One GPU: its context and stream, the compiled kernels, cuBLAS, and the launch and product
+//! helpers the device model is written with.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use cudarc::cublas::{sys::cublasOperation_t as Op, CudaBlas, Gemm, GemmConfig};
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr, DevicePtrMut, DeviceRepr,
+    LaunchConfig, ValidAsZeroBits,
+};
+
+use crate::{compile, open_device, CudaError, DeviceInfo, KERNELS};
+
+/// A driver or cuBLAS error as a [`CudaError`]; out-of-memory gets its own variant.
+pub(crate) fn driver(what: &str, e: impl std::fmt::Debug) -> CudaError {
+    let text = format!("{e:?}");
+    if text.contains("OUT_OF_MEMORY") {
+        CudaError::OutOfMemory(format!("{what}: {text}"))
+    } else {
+        CudaError::Driver(format!("{what}: {text}"))
+    }
+}
+
+/// GPU 0, ready to launch the engine's kernels.
+pub struct Gpu {
+    pub info: DeviceInfo,
+    pub ctx: Arc<CudaContext>,
+    pub stream: Arc<CudaStream>,
+    blas: CudaBlas,
+    functions: HashMap<&'static str, CudaFunction>,
+}
+
+/// The `compute_XY` name of a compute capability.
+pub fn arch_of(cc: (i32, i32)) -> &'static str {
+    // Leaked once per process and capability: a handful of bytes.
+    Box::leak(format!("compute_{}{}", cc.0, cc.1).into_boxed_str())
+}
+
+impl Gpu {
+    /// Opens GPU 0 ([`open_device`]), compiles every kernel for its architecture with NVRTC
+    /// and loads them.
+    pub fn open() -> Result<Gpu, CudaError> {
+        let info = open_device()?;
+        let ctx = CudaContext::new(0).map_err(|e| driver("opening GPU 0", e))?;
+        let stream = ctx.default_stream();
+        let arch = arch_of(info.capability);
+        let mut functions = HashMap::new();
+        for k in KERNELS {
+            let ptx = compile(k, arch)?;
+            let module = ctx
+                .load_module(cudarc::nvrtc::Ptx::from_src(ptx))
+                .map_err(|e| driver(&format!("loading {}.cu", k.name), e))?;
+            for &f in k.functions {
+                let func = module
+                    .load_function(f)
+                    .map_err(|e| driver(&format!("{}.cu: {f}", k.name), e))?;
+                functions.insert(f, func);
+            }
+        }
+        let blas = CudaBlas::new(stream.clone()).map_err(|e| driver("cuBLAS", e))?;
+        Ok(Gpu {
+            info,
+            ctx,
+            stream,
+            blas,
+            functions,
+        })
+    }
+
+    /// The kernel `name` (one of [`KERNELS`]' functions).
+    pub fn function(&self, name: &str) -> &CudaFunction {
+        self.functions
+            .get(name)
+            .unwrap_or_else(|| panic!("no kernel named {name}"))
+    }
+
+    /// A device copy of `v`.
+    pub fn upload<T: DeviceRepr>(&self, v: &[T]) -> Result<CudaSlice<T>, CudaError> {
+        self.stream
+            .clone_htod(v)
+            .map_err(|e| driver("copying to the GPU", e))
+    }
+
+    /// `n` zeros on the device.
+    pub fn zeros<T: DeviceRepr + ValidAsZeroBits>(
+        &self,
+        n: usize,
+    ) -> Result<CudaSlice<T>, CudaError> {
+        self.stream
+            .alloc_zeros(n.max(1))
+            .map_err(|e| driver(&format!("allocating {n} elements"), e))
+    }
+
+    /// A host copy of `src`.
+    pub fn download<T: DeviceRepr + Default + Clone, S: DevicePtr<T>>(
+        &self,
+        src: &S,
+    ) -> Result<Vec<T>, CudaError> {
+        self.stream
+            .clone_dtoh(src)
+            .map_err(|e| driver("copying from the GPU", e))
+    }
+
+    /// Waits for everything queued.
+    pub fn sync(&self) -> Result<(), CudaError> {
+        self.stream
+            .synchronize()
+            .map_err(|e| driver("synchronizing", e))
+    }
+
+    /// Row-major `y[rows, dout] (+)= x[rows, din] · w[dout, din]ᵀ`, as the CPU engine's
+    /// `linear_fwd`: in cuBLAS's column-major terms, yᵀ = op(w)ᵀ xᵀ.
+    #[allow(clippy::too_many_arguments)]
+    pub fn linear<Y: DevicePtrMut<f32>, X: DevicePtr<f32>, W: DevicePtr<f32>>(
+        &self,
+        y: &mut Y,
+        x: &X,
+        w: &W,
+        rows: usize,
+        din: usize,
+        dout: usize,
+        accumulate: bool,
+    ) -> Result<(), CudaError> {
+        self.gemm(
+            (Op::CUBLAS_OP_T, Op::CUBLAS_OP_N),
+            (dout, rows, din),
+            (w, din),
+            (x, din),
+            (y, dout),
+            accumulate,
+        )
+    }
+
+    /// `dx[rows, din] (+)= dy[rows, dout] · w[dout, din]`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn linear_bwd_input<Y: DevicePtrMut<f32>, X: DevicePtr<f32>, W: DevicePtr<f32>>(
+        &self,
+        dx: &mut Y,
+        dy: &X,
+        w: &W,
+        rows: usize,
+        din: usize,
+        dout: usize,
+        accumulate: bool,
+    ) -> Result<(), CudaError> {
+        self.gemm(
+            (Op::CUBLAS_OP_N, Op::CUBLAS_OP_N),
+            (din, rows, dout),
+            (w, din),
+            (dy, dout),
+            (dx, din),
+            accumulate,
+        )
+    }
+
+    /// `dw[dout, din] (+)= dy[rows, dout]ᵀ · x[rows, din]`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn linear_bwd_weight<Y: DevicePtrMut<f32>, X: DevicePtr<f32>, D: DevicePtr<f32>>(
+        &self,
+        dw: &mut Y,
+        dy: &D,
+        x: &X,
+        rows: usize,
+        din: usize,
+        dout: usize,
+        accumulate: bool,
+    ) -> Result<(), CudaError> {
+        self.gemm(
+            (Op::CUBLAS_OP_N, Op::CUBLAS_OP_T),
+            (din, dout, rows),
+            (x, din),
+            (dy, dout),
+            (dw, din),
+            accumulate,
+        )
+    }
+
+    /// Column-major `c = op_a(a) · op_b(b) (+ c)`, f32.
+    fn gemm<A: DevicePtr<f32>, B: DevicePtr<f32>, C: DevicePtrMut<f32>>(
+        &self,
+        (transa, transb): (Op, Op),
+        (m, n, k): (usize, usize, usize),
+        (a, lda): (&A, usize),
+        (b, ldb): (&B, usize),
+        (c, ldc): (&mut C, usize),
+        accumulate: bool,
+    ) -> Result<(), CudaError> {
+        let int = |v: usize| v as std::ffi::c_int;
+        let cfg = GemmConfig {
+            transa,
+            transb,
+            m: int(m),
+            n: int(n),
+            k: int(k),
+            alpha: 1.0f32,
+            lda: int(lda),
+            ldb: int(ldb),
+            beta: if accumulate { 1.0 } else { 0.0 },
+            ldc: int(ldc),
+        };
+        // SAFETY: the shapes and leading dimensions describe the buffers, which the device
+        // model sizes for them.
+        unsafe { self.blas.gemm(cfg, a, b, c) }.map_err(|e| driver("cuBLAS sgemm", e))
+    }
+}
+
+/// One thread per element, 256 to a block.
+pub fn per_element(n: usize) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (n.div_ceil(256).max(1) as u32, 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// One warp per row, 4 warps to a block.
+pub fn per_warp(rows: usize) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (rows.div_ceil(4).max(1) as u32, 1, 1),
+        block_dim: (128, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// One block of 256 threads.
+pub fn one_block() -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (1, 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// Submits a launch whose arguments are pushed: for [`launch!`] only, which pushes exactly the
+/// arguments each kernel's source declares, for buffers the device model sized for it.
+pub(crate) fn submit(
+    b: &mut cudarc::driver::LaunchArgs<'_>,
+    cfg: LaunchConfig,
+    name: &str,
+) -> Result<(), CudaError> {
+    // SAFETY: see above; every call comes from `launch!` in this crate.
+    unsafe { b.launch(cfg) }
+        .map(|_| ())
+        .map_err(|e| driver(name, e))
+}
+
+/// Launches kernel `$name` on `$gpu` with launch config `$cfg` and the arguments, each pushed
+/// by reference (device buffers, views, or local scalars). The launch is one statement, so
+/// temporary views among the arguments live until it is submitted.
+macro_rules! launch {
+    ($gpu:expr, $name:expr, $cfg:expr, $($arg:expr),+ $(,)?) => {{
+        use cudarc::driver::PushKernelArg;
+        let gpu: &$crate::gpu::Gpu = $gpu;
+        $crate::gpu::submit(
+            gpu.stream.launch_builder(gpu.function($name))$(.arg($arg))+,
+            $cfg,
+            $name,
+        )
+    }};
+}
+pub(crate) use launch;

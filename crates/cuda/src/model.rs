@@ -1,0 +1,808 @@
+//! The device model: the CPU engine's transformer, loss, backward pass and AdamW, on the GPU,
+//! over the same flat parameter, gradient and moment layouts (so checkpoints are the same files
+//! and a run can move between CPU and GPU), in f32.
+//!
+//! It mirrors `modicl_engine::Model::forward`/`backward` op by op, except that every block
+//! runs at every row (the CPU engine's last-block pruning is an optimisation with the same
+//! result). Matrix products go through cuBLAS; the rest through the kernels of
+//! `crates/cuda/kernels`.
+
+use cudarc::driver::CudaSlice;
+use modicl_engine::params::{self, BlockOffsets};
+use modicl_engine::{Activation, AdamWConfig, Loss, Model, ModelConfig, ParamLayout};
+
+use crate::gpu::{launch, one_block, per_element, per_warp, Gpu};
+use crate::CudaError;
+
+/// Activations of one block on the device (the CPU engine's `BlockActs`).
+struct Block {
+    ln1: CudaSlice<f32>,
+    ln1_mean: CudaSlice<f32>,
+    ln1_rstd: CudaSlice<f32>,
+    qkv: CudaSlice<f32>,
+    att: CudaSlice<f32>,
+    z: CudaSlice<f32>,
+    attn_out: CudaSlice<f32>,
+    mid: CudaSlice<f32>,
+    ln2: CudaSlice<f32>,
+    ln2_mean: CudaSlice<f32>,
+    ln2_rstd: CudaSlice<f32>,
+    pre: CudaSlice<f32>,
+    post: CudaSlice<f32>,
+}
+
+/// A model, its optimizer state and the buffers of one batch shape, on the GPU.
+pub struct GpuModel {
+    pub gpu: Gpu,
+    pub cfg: ModelConfig,
+    layout: ParamLayout,
+    batch: usize,
+    seq: usize,
+    params: CudaSlice<f32>,
+    grads: CudaSlice<f32>,
+    m: CudaSlice<f32>,
+    v: CudaSlice<f32>,
+    decay: CudaSlice<u8>,
+    adam: AdamWConfig,
+    adam_step: u64,
+    cos: CudaSlice<f32>,
+    sin: CudaSlice<f32>,
+    tokens: CudaSlice<u32>,
+    rows: CudaSlice<u32>,
+    targets: CudaSlice<u32>,
+    scored: usize,
+    resid: Vec<CudaSlice<f32>>,
+    blocks: Vec<Block>,
+    head_in: CudaSlice<f32>,
+    lnf: CudaSlice<f32>,
+    lnf_mean: CudaSlice<f32>,
+    lnf_rstd: CudaSlice<f32>,
+    logits: CudaSlice<f32>,
+    dlogits: CudaSlice<f32>,
+    loss: CudaSlice<f32>,
+    correct: CudaSlice<u8>,
+    total: CudaSlice<f64>,
+    g: CudaSlice<f32>,
+    gmid: CudaSlice<f32>,
+    dln: CudaSlice<f32>,
+    dqkv: CudaSlice<f32>,
+    dz: CudaSlice<f32>,
+    dmlp: CudaSlice<f32>,
+    datt: CudaSlice<f32>,
+    part_w: CudaSlice<f32>,
+    part_b: CudaSlice<f32>,
+}
+
+/// A LayerNorm's output gradient, input, and saved mean and 1/std.
+type Saved<'a> = (
+    &'a CudaSlice<f32>,
+    &'a CudaSlice<f32>,
+    &'a CudaSlice<f32>,
+    &'a CudaSlice<f32>,
+);
+
+/// Rows per chunk of the LayerNorm weight-gradient reduction.
+const LN_CHUNK: usize = 256;
+
+impl GpuModel {
+    /// Uploads `model` (and `moments`, the AdamW state (m, v, step), or zeros) for batches of
+    /// `batch` sequences of `seq` input tokens.
+    pub fn new(
+        gpu: Gpu,
+        model: &Model,
+        adam: AdamWConfig,
+        moments: Option<(&[f32], &[f32], u64)>,
+        batch: usize,
+        seq: usize,
+    ) -> Result<GpuModel, CudaError> {
+        let c = model.cfg.clone();
+        let layout = model.layout.clone();
+        let (n, d, f, v, h) = (batch * seq, c.d_model, c.d_mlp(), c.vocab, c.heads);
+        let needed = GpuModel::bytes_needed(&c, batch, seq);
+        let (free, _) = cudarc::driver::result::mem_get_info()
+            .map_err(|e| crate::gpu::driver("cuMemGetInfo", e))?;
+        if needed > free {
+            return Err(CudaError::TooSmall {
+                needed,
+                free,
+                device: gpu.info.name.clone(),
+            });
+        }
+        let mut decay = vec![0u8; layout.total];
+        for s in &layout.specs {
+            if s.decay {
+                decay[s.offset..s.offset + s.len].fill(1);
+            }
+        }
+        // cos/sin [seq, d_head/2], computed as the CPU engine's RopeTable computes them.
+        let freqs = params::rope_freqs(&c);
+        let (mut cos, mut sin) = (Vec::new(), Vec::new());
+        for t in 0..seq {
+            for &fr in &freqs {
+                let a = t as f64 * fr as f64;
+                cos.push(a.cos() as f32);
+                sin.push(a.sin() as f32);
+            }
+        }
+        let (m, vv, step) = match moments {
+            Some((m, v, s)) => (gpu.upload(m)?, gpu.upload(v)?, s),
+            None => (gpu.zeros(layout.total)?, gpu.zeros(layout.total)?, 0),
+        };
+        let z = |len: usize| gpu.zeros::<f32>(len);
+        let mut blocks = Vec::new();
+        for _ in 0..c.layers {
+            blocks.push(Block {
+                ln1: z(n * d)?,
+                ln1_mean: z(n)?,
+                ln1_rstd: z(n)?,
+                qkv: z(n * 3 * d)?,
+                att: z(batch * h * seq * seq)?,
+                z: z(n * d)?,
+                attn_out: z(n * d)?,
+                mid: z(n * d)?,
+                ln2: z(n * d)?,
+                ln2_mean: z(n)?,
+                ln2_rstd: z(n)?,
+                pre: z(n * f)?,
+                post: z(n * f)?,
+            });
+        }
+        let chunks = n.div_ceil(LN_CHUNK);
+        Ok(GpuModel {
+            params: gpu.upload(&model.params)?,
+            grads: z(layout.total)?,
+            m,
+            v: vv,
+            decay: gpu.upload(&decay)?,
+            adam,
+            adam_step: step,
+            cos: gpu.upload(&cos)?,
+            sin: gpu.upload(&sin)?,
+            tokens: gpu.zeros(n)?,
+            rows: gpu.zeros(n)?,
+            targets: gpu.zeros(n)?,
+            scored: 0,
+            resid: (0..=c.layers).map(|_| z(n * d)).collect::<Result<_, _>>()?,
+            blocks,
+            head_in: z(n * d)?,
+            lnf: z(n * d)?,
+            lnf_mean: z(n)?,
+            lnf_rstd: z(n)?,
+            logits: z(n * v)?,
+            dlogits: z(n * v)?,
+            loss: z(n)?,
+            correct: gpu.zeros(n)?,
+            total: gpu.zeros(1)?,
+            g: z(n * d)?,
+            gmid: z(n * d)?,
+            dln: z(n * d)?,
+            dqkv: z(n * 3 * d)?,
+            dz: z(n * d)?,
+            dmlp: z(n * f)?,
+            datt: z(batch * h * seq * seq)?,
+            part_w: z(chunks * d)?,
+            part_b: z(chunks * d)?,
+            gpu,
+            cfg: c,
+            layout,
+            batch,
+            seq,
+        })
+    }
+
+    /// The parameters, copied back (layout order).
+    pub fn params(&self) -> Result<Vec<f32>, CudaError> {
+        self.gpu.download(&self.params)
+    }
+
+    /// The gradients of the last backward pass (layout order).
+    pub fn grads(&self) -> Result<Vec<f32>, CudaError> {
+        self.gpu.download(&self.grads)
+    }
+
+    /// The AdamW state: first and second moments and the step count.
+    pub fn moments(&self) -> Result<(Vec<f32>, Vec<f32>, u64), CudaError> {
+        Ok((
+            self.gpu.download(&self.m)?,
+            self.gpu.download(&self.v)?,
+            self.adam_step,
+        ))
+    }
+
+    /// Per scored position of the last forward pass, in (sequence, shot) order: whether the
+    /// argmax was the target, and the cross-entropy.
+    pub fn target_stats(&self) -> Result<(Vec<bool>, Vec<f32>), CudaError> {
+        let sc = self.scored;
+        let correct = self.gpu.download(&self.correct)?;
+        let loss = self.gpu.download(&self.loss)?;
+        Ok((
+            correct[..sc].iter().map(|&c| c != 0).collect(),
+            loss[..sc].to_vec(),
+        ))
+    }
+
+    /// About how many bytes of GPU memory [`GpuModel::new`] allocates for this model and
+    /// batch shape (every buffer, f32 unless noted).
+    pub fn bytes_needed(c: &ModelConfig, batch: usize, seq: usize) -> usize {
+        let layout = ParamLayout::new(c);
+        let (n, d, f, v, h, l) = (
+            batch * seq,
+            c.d_model,
+            c.d_mlp(),
+            c.vocab,
+            c.heads,
+            c.layers,
+        );
+        let att = batch * h * seq * seq;
+        let per_block = 8 * n * d + 4 * n + att + 2 * n * f;
+        let floats = 4 * layout.total
+            + l * per_block
+            + (l + 1) * n * d
+            + 2 * n * d
+            + 3 * n
+            + 2 * n * v
+            + 7 * n * d
+            + n * f
+            + att
+            + 2 * n.div_ceil(LN_CHUNK) * d
+            + seq * c.d_head();
+        4 * floats + layout.total + 4 * n + 3 * 4 * n
+    }
+
+    /// The logits at the scored rows of the last forward pass [S, V], in (sequence, shot)
+    /// order.
+    pub fn logits(&self) -> Result<Vec<f32>, CudaError> {
+        let all = self.gpu.download(&self.logits)?;
+        Ok(all[..self.scored * self.cfg.vocab].to_vec())
+    }
+
+    /// Forward pass and loss, as `Model::forward` (same arguments, no recorder). Also leaves
+    /// d loss / d logits for [`GpuModel::backward`].
+    pub fn forward(
+        &mut self,
+        tokens: &[u32],
+        seq_len: usize,
+        positions: &[usize],
+    ) -> Result<Loss, CudaError> {
+        let (b, t) = (self.batch, self.seq);
+        let c = self.cfg.clone();
+        let (n, d, v, h, f) = (b * t, c.d_model, c.vocab, c.heads, c.d_mlp());
+        assert!(
+            seq_len == t + 1 && tokens.len() == b * seq_len,
+            "forward: {b} sequences of {} tokens expected",
+            t + 1
+        );
+        let mut input = Vec::with_capacity(n);
+        let (mut rows, mut targets) = (Vec::new(), Vec::new());
+        for s in 0..b {
+            input.extend_from_slice(&tokens[s * seq_len..s * seq_len + t]);
+            for &j in positions {
+                rows.push((s * t + j) as u32);
+                targets.push(tokens[s * seq_len + j + 1]);
+            }
+        }
+        let sc = rows.len();
+        self.scored = sc;
+        let gpu = &self.gpu;
+        let st = &gpu.stream;
+        st.memcpy_htod(&input, &mut self.tokens)
+            .map_err(|e| crate::gpu::driver("tokens", e))?;
+        st.memcpy_htod(&rows, &mut self.rows.slice_mut(..sc))
+            .map_err(|e| crate::gpu::driver("rows", e))?;
+        st.memcpy_htod(&targets, &mut self.targets.slice_mut(..sc))
+            .map_err(|e| crate::gpu::driver("targets", e))?;
+        let lay = &self.layout;
+        let p = &self.params;
+        let w = |off: usize, len: usize| p.slice(off..off + len);
+        let (ni, di, ti, hi, bi) = (n as i32, d as i32, t as i32, h as i32, b as i32);
+        let (dh, eps) = (c.d_head() as i32, c.ln_eps);
+        let act = match c.act {
+            Activation::Relu => 0i32,
+            Activation::GeluTanh => 1i32,
+        };
+        launch!(
+            gpu,
+            "embed_fwd",
+            per_element(n * d),
+            &mut self.resid[0],
+            &w(lay.wte, v * d),
+            &self.tokens,
+            &ni,
+            &di
+        )?;
+        for (l, off) in lay.blocks.iter().enumerate() {
+            let (before, after) = self.resid.split_at_mut(l + 1);
+            let (x, out) = (&before[l], &mut after[0]);
+            let a = &mut self.blocks[l];
+            launch!(
+                gpu,
+                "ln_fwd",
+                per_warp(n),
+                &mut a.ln1,
+                &mut a.ln1_mean,
+                &mut a.ln1_rstd,
+                x,
+                &w(off.ln1_w, d),
+                &w(off.ln1_b, d),
+                &ni,
+                &di,
+                &eps
+            )?;
+            gpu.linear(
+                &mut a.qkv,
+                &a.ln1,
+                &w(off.qkv, 3 * d * d),
+                n,
+                d,
+                3 * d,
+                false,
+            )?;
+            let zero = 0i32;
+            launch!(
+                gpu,
+                "rope",
+                per_element(n * d),
+                &mut a.qkv,
+                &self.cos,
+                &self.sin,
+                &ni,
+                &ti,
+                &di,
+                &dh,
+                &zero
+            )?;
+            launch!(
+                gpu,
+                "attn_fwd",
+                per_warp(b * h * t),
+                &a.qkv,
+                &mut a.att,
+                &mut a.z,
+                &bi,
+                &ti,
+                &di,
+                &hi
+            )?;
+            gpu.linear(&mut a.attn_out, &a.z, &w(off.o, d * d), n, d, d, false)?;
+            let nd = (n * d) as i64;
+            launch!(
+                gpu,
+                "add",
+                per_element(n * d),
+                &mut a.mid,
+                x,
+                &a.attn_out,
+                &nd
+            )?;
+            launch!(
+                gpu,
+                "ln_fwd",
+                per_warp(n),
+                &mut a.ln2,
+                &mut a.ln2_mean,
+                &mut a.ln2_rstd,
+                &a.mid,
+                &w(off.ln2_w, d),
+                &w(off.ln2_b, d),
+                &ni,
+                &di,
+                &eps
+            )?;
+            gpu.linear(&mut a.pre, &a.ln2, &w(off.fc, f * d), n, d, f, false)?;
+            let nf = (n * f) as i64;
+            launch!(
+                gpu,
+                "act_fwd",
+                per_element(n * f),
+                &mut a.post,
+                &a.pre,
+                &nf,
+                &act
+            )?;
+            st.memcpy_dtod(&a.mid, out)
+                .map_err(|e| crate::gpu::driver("residual copy", e))?;
+            gpu.linear(out, &a.post, &w(off.proj, d * f), n, f, d, true)?;
+        }
+        let (sci, vi) = (sc as i32, v as i32);
+        launch!(
+            gpu,
+            "gather_rows",
+            per_element(sc * d),
+            &mut self.head_in,
+            &self.resid[c.layers],
+            &self.rows,
+            &sci,
+            &di
+        )?;
+        launch!(
+            gpu,
+            "ln_fwd",
+            per_warp(sc),
+            &mut self.lnf,
+            &mut self.lnf_mean,
+            &mut self.lnf_rstd,
+            &self.head_in,
+            &w(lay.lnf_w, d),
+            &w(lay.lnf_b, d),
+            &sci,
+            &di,
+            &eps
+        )?;
+        gpu.linear(
+            &mut self.logits,
+            &self.lnf,
+            &w(lay.head, v * d),
+            sc,
+            d,
+            v,
+            false,
+        )?;
+        let inv = 1.0 / sc.max(1) as f32;
+        launch!(
+            gpu,
+            "cross_entropy",
+            per_warp(sc),
+            &self.logits,
+            &self.targets,
+            &mut self.loss,
+            &mut self.correct,
+            &mut self.dlogits,
+            &sci,
+            &vi,
+            &inv
+        )?;
+        launch!(
+            gpu,
+            "sum_f64",
+            one_block(),
+            &mut self.total,
+            &self.loss,
+            &sci
+        )?;
+        let total = gpu.download(&self.total)?[0];
+        let correct = gpu.download(&self.correct.slice(..sc.max(1)))?;
+        Ok(Loss {
+            mean: if sc == 0 {
+                0.0
+            } else {
+                (total / sc as f64) as f32
+            },
+            count: sc,
+            correct: correct[..sc].iter().filter(|&&x| x != 0).count(),
+        })
+    }
+
+    /// Gradients of the last forward pass's mean loss into the device gradient buffer, as
+    /// `Model::backward`.
+    pub fn backward(&mut self) -> Result<(), CudaError> {
+        let (b, t) = (self.batch, self.seq);
+        let c = self.cfg.clone();
+        let (n, d, v, h, f) = (b * t, c.d_model, c.vocab, c.heads, c.d_mlp());
+        let sc = self.scored;
+        let gpu = &self.gpu;
+        let st = &gpu.stream;
+        let lay = self.layout.clone();
+        let p = &self.params;
+        let w = |off: usize, len: usize| p.slice(off..off + len);
+        let (ni, di, ti, hi, bi, sci, vi) = (
+            n as i32, d as i32, t as i32, h as i32, b as i32, sc as i32, v as i32,
+        );
+        let dh = c.d_head() as i32;
+        let act = match c.act {
+            Activation::Relu => 0i32,
+            Activation::GeluTanh => 1i32,
+        };
+        let grads = &mut self.grads;
+        if !c.tied {
+            st.memset_zeros(&mut grads.slice_mut(lay.wte..lay.wte + v * d))
+                .map_err(|e| crate::gpu::driver("zeroing", e))?;
+        }
+        // Head and final LayerNorm at the scored rows.
+        gpu.linear_bwd_weight(
+            &mut grads.slice_mut(lay.head..lay.head + v * d),
+            &self.dlogits,
+            &self.lnf,
+            sc,
+            d,
+            v,
+            false,
+        )?;
+        gpu.linear_bwd_input(
+            &mut self.dln,
+            &self.dlogits,
+            &w(lay.head, v * d),
+            sc,
+            d,
+            v,
+            false,
+        )?;
+        let zero = 0i32;
+        launch!(
+            gpu,
+            "ln_bwd_dx",
+            per_warp(sc),
+            &mut self.gmid,
+            &self.dln,
+            &self.head_in,
+            &self.lnf_mean,
+            &self.lnf_rstd,
+            &w(lay.lnf_w, d),
+            &sci,
+            &di,
+            &zero
+        )?;
+        ln_weight_grads(
+            gpu,
+            grads,
+            (lay.lnf_w, lay.lnf_b),
+            (&self.dln, &self.head_in, &self.lnf_mean, &self.lnf_rstd),
+            (sc, d),
+            (&mut self.part_w, &mut self.part_b),
+        )?;
+        st.memset_zeros(&mut self.g)
+            .map_err(|e| crate::gpu::driver("zeroing", e))?;
+        launch!(
+            gpu,
+            "scatter_add_rows",
+            per_element(sc * d),
+            &mut self.g,
+            &self.gmid,
+            &self.rows,
+            &sci,
+            &di
+        )?;
+        let one = 1i32;
+        for (l, off) in lay.blocks.iter().enumerate().rev() {
+            let a = &self.blocks[l];
+            let BlockOffsets {
+                ln1_w,
+                ln1_b,
+                qkv,
+                o,
+                ln2_w,
+                ln2_b,
+                fc,
+                proj,
+            } = *off;
+            // MLP: g is d resid_post.
+            gpu.linear_bwd_weight(
+                &mut grads.slice_mut(proj..proj + d * f),
+                &self.g,
+                &a.post,
+                n,
+                f,
+                d,
+                false,
+            )?;
+            gpu.linear_bwd_input(&mut self.dmlp, &self.g, &w(proj, d * f), n, f, d, false)?;
+            let nf = (n * f) as i64;
+            launch!(
+                gpu,
+                "act_bwd",
+                per_element(n * f),
+                &mut self.dmlp,
+                &a.pre,
+                &nf,
+                &act
+            )?;
+            gpu.linear_bwd_weight(
+                &mut grads.slice_mut(fc..fc + f * d),
+                &self.dmlp,
+                &a.ln2,
+                n,
+                d,
+                f,
+                false,
+            )?;
+            gpu.linear_bwd_input(&mut self.dln, &self.dmlp, &w(fc, f * d), n, d, f, false)?;
+            // gmid = g + ln_2's input gradient.
+            st.memcpy_dtod(&self.g, &mut self.gmid)
+                .map_err(|e| crate::gpu::driver("copy", e))?;
+            launch!(
+                gpu,
+                "ln_bwd_dx",
+                per_warp(n),
+                &mut self.gmid,
+                &self.dln,
+                &a.mid,
+                &a.ln2_mean,
+                &a.ln2_rstd,
+                &w(ln2_w, d),
+                &ni,
+                &di,
+                &one
+            )?;
+            ln_weight_grads(
+                gpu,
+                grads,
+                (ln2_w, ln2_b),
+                (&self.dln, &a.mid, &a.ln2_mean, &a.ln2_rstd),
+                (n, d),
+                (&mut self.part_w, &mut self.part_b),
+            )?;
+            // Attention: gmid is d resid_mid.
+            gpu.linear_bwd_weight(
+                &mut grads.slice_mut(o..o + d * d),
+                &self.gmid,
+                &a.z,
+                n,
+                d,
+                d,
+                false,
+            )?;
+            gpu.linear_bwd_input(&mut self.dz, &self.gmid, &w(o, d * d), n, d, d, false)?;
+            launch!(
+                gpu,
+                "attn_bwd_q",
+                per_warp(b * h * t),
+                &a.qkv,
+                &a.att,
+                &self.dz,
+                &mut self.datt,
+                &mut self.dqkv,
+                &bi,
+                &ti,
+                &di,
+                &hi
+            )?;
+            launch!(
+                gpu,
+                "attn_bwd_kv",
+                per_warp(b * h * t),
+                &a.qkv,
+                &a.att,
+                &self.dz,
+                &self.datt,
+                &mut self.dqkv,
+                &bi,
+                &ti,
+                &di,
+                &hi
+            )?;
+            launch!(
+                gpu,
+                "rope",
+                per_element(n * d),
+                &mut self.dqkv,
+                &self.cos,
+                &self.sin,
+                &ni,
+                &ti,
+                &di,
+                &dh,
+                &one
+            )?;
+            gpu.linear_bwd_weight(
+                &mut grads.slice_mut(qkv..qkv + 3 * d * d),
+                &self.dqkv,
+                &a.ln1,
+                n,
+                d,
+                3 * d,
+                false,
+            )?;
+            gpu.linear_bwd_input(
+                &mut self.dln,
+                &self.dqkv,
+                &w(qkv, 3 * d * d),
+                n,
+                d,
+                3 * d,
+                false,
+            )?;
+            // g = gmid + ln_1's input gradient.
+            st.memcpy_dtod(&self.gmid, &mut self.g)
+                .map_err(|e| crate::gpu::driver("copy", e))?;
+            launch!(
+                gpu,
+                "ln_bwd_dx",
+                per_warp(n),
+                &mut self.g,
+                &self.dln,
+                &self.resid[l],
+                &a.ln1_mean,
+                &a.ln1_rstd,
+                &w(ln1_w, d),
+                &ni,
+                &di,
+                &one
+            )?;
+            ln_weight_grads(
+                gpu,
+                grads,
+                (ln1_w, ln1_b),
+                (&self.dln, &self.resid[l], &a.ln1_mean, &a.ln1_rstd),
+                (n, d),
+                (&mut self.part_w, &mut self.part_b),
+            )?;
+        }
+        launch!(
+            gpu,
+            "embed_bwd",
+            per_element(v * d),
+            &mut grads.slice_mut(lay.wte..lay.wte + v * d),
+            &self.g,
+            &self.tokens,
+            &ni,
+            &di,
+            &vi
+        )?;
+        Ok(())
+    }
+
+    /// One AdamW step with learning rate `lr`, as `AdamW::update`.
+    pub fn update(&mut self, lr: f32) -> Result<(), CudaError> {
+        self.adam_step += 1;
+        let c = self.adam;
+        let t = self.adam_step as i32;
+        let bc1 = 1.0 - (c.beta1 as f64).powi(t);
+        let bc2_sqrt = ((1.0 - (c.beta2 as f64).powi(t)).sqrt()) as f32;
+        let step_size = (lr as f64 / bc1) as f32;
+        let n = self.layout.total as i64;
+        launch!(
+            &self.gpu,
+            "adamw",
+            per_element(self.layout.total),
+            &mut self.params,
+            &self.grads,
+            &mut self.m,
+            &mut self.v,
+            &self.decay,
+            &n,
+            &lr,
+            &c.weight_decay,
+            &c.beta1,
+            &c.beta2,
+            &c.eps,
+            &step_size,
+            &bc2_sqrt
+        )
+    }
+}
+
+/// A LayerNorm's weight and bias gradients (overwritten) at `(w_off, b_off)` of `grads`, from
+/// its output gradient `dy` and input `x` over `rows` rows: fixed row chunks, then the chunks
+/// in order.
+fn ln_weight_grads(
+    gpu: &Gpu,
+    grads: &mut CudaSlice<f32>,
+    (w_off, b_off): (usize, usize),
+    (dy, x, mean, rstd): Saved<'_>,
+    (rows, d): (usize, usize),
+    (part_w, part_b): (&mut CudaSlice<f32>, &mut CudaSlice<f32>),
+) -> Result<(), CudaError> {
+    let chunks = rows.div_ceil(LN_CHUNK);
+    let (ri, di, ci, ki) = (rows as i32, d as i32, LN_CHUNK as i32, chunks as i32);
+    launch!(
+        gpu,
+        "ln_bwd_wb_partial",
+        per_element(chunks * d),
+        &mut *part_w,
+        &mut *part_b,
+        dy,
+        x,
+        mean,
+        rstd,
+        &ri,
+        &di,
+        &ci
+    )?;
+    launch!(
+        gpu,
+        "sum_chunks",
+        per_element(d),
+        &mut grads.slice_mut(w_off..w_off + d),
+        &*part_w,
+        &ki,
+        &di
+    )?;
+    launch!(
+        gpu,
+        "sum_chunks",
+        per_element(d),
+        &mut grads.slice_mut(b_off..b_off + d),
+        &*part_b,
+        &ki,
+        &di
+    )
+}

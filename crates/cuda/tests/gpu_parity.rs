@@ -1,0 +1,151 @@
+//! The CUDA engine against the CPU engine on random weights, in f32: logits, every gradient
+//! tensor, five AdamW steps (‖gpu − cpu‖ / ‖cpu‖ ≤ 1e-5 each), and the same bytes on a repeat.
+//! Needs a GPU: without one every test prints SKIPPED and the reason. tools/gpu/check.sh
+//! runs this binary on a GPU machine and reads the `PARITY` lines it prints.
+
+use modicl_cuda::{Gpu, GpuModel};
+use modicl_data::{Dataset, TaskConfig};
+use modicl_engine::{Activation, AdamW, AdamWConfig, Model, ModelConfig, Workspace};
+
+const TOL: f64 = 1e-5;
+
+fn gpu_or_skip() -> Option<Gpu> {
+    match Gpu::open() {
+        Ok(g) => {
+            eprintln!("GPU: {}", g.info);
+            Some(g)
+        }
+        Err(e) => {
+            assert!(
+                std::env::var("MODICL_REQUIRE_GPU").is_err(),
+                "MODICL_REQUIRE_GPU is set but {e}"
+            );
+            eprintln!("SKIPPED: {e}");
+            None
+        }
+    }
+}
+
+fn rel(a: &[f32], b: &[f32]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let num: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
+        .sum();
+    let den: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
+    (num / den.max(1e-30)).sqrt()
+}
+
+/// A data set, a model and an optimizer config for one case.
+fn case(act: Activation, tied: bool) -> (Dataset, ModelConfig, AdamWConfig) {
+    let ds = Dataset::build(&TaskConfig {
+        p: 11,
+        n_base: 2,
+        batch: 16,
+        examples: 8,
+        ..TaskConfig::default()
+    })
+    .unwrap();
+    let mut cfg = ModelConfig::official(11, 64, 4, 2);
+    cfg.act = act;
+    cfg.tied = tied;
+    (ds, cfg, AdamWConfig::default())
+}
+
+fn report(what: &str, err: f64) {
+    eprintln!("PARITY {what} {err:.3e}");
+    assert!(err <= TOL, "{what}: relative error {err:.3e} > {TOL:e}");
+}
+
+#[test]
+fn forward_backward_and_adamw_match_the_cpu_engine() {
+    let Some(gpu) = gpu_or_skip() else { return };
+    let mut gpu = Some(gpu);
+    for (act, tied) in [(Activation::Relu, true), (Activation::GeluTanh, false)] {
+        let (ds, cfg, adam) = case(act, tied);
+        let positions: Vec<usize> = ds.seq.target_positions().collect();
+        let (b, t) = (16, ds.seq.input_len());
+        let mut cpu = Model::new(cfg.clone(), 5).unwrap();
+        let mut ws = Workspace::new(&cfg, b, t);
+        let mut grads = vec![0f32; cpu.layout.total];
+        let mut opt = AdamW::new(adam, cpu.layout.total);
+        let g = gpu.take().unwrap_or_else(|| Gpu::open().unwrap());
+        let mut dev = GpuModel::new(g, &cpu, adam, None, b, t).unwrap();
+        let layout = cpu.layout.clone();
+        let name = format!("{act:?}{}", if tied { " tied" } else { " untied" });
+        for step in 0..5u64 {
+            let batch = ds.train_batch(step);
+            let lc = cpu
+                .forward(&mut ws, &batch.tokens, batch.seq_len, &positions, None)
+                .unwrap();
+            let lg = dev
+                .forward(&batch.tokens, batch.seq_len, &positions)
+                .unwrap();
+            assert_eq!(lc.count, lg.count);
+            if step == 0 {
+                let s = lc.count * cfg.vocab;
+                report(
+                    &format!("{name} logits"),
+                    rel(&dev.logits().unwrap(), &ws.logits[..s]),
+                );
+                report(
+                    &format!("{name} loss"),
+                    ((lg.mean - lc.mean) as f64 / lc.mean as f64).abs(),
+                );
+            }
+            cpu.backward(&mut ws, &mut grads);
+            dev.backward().unwrap();
+            if step == 0 {
+                let dg = dev.grads().unwrap();
+                for s in &layout.specs {
+                    let r = s.offset..s.offset + s.len;
+                    report(
+                        &format!("{name} grad {}", s.name),
+                        rel(&dg[r.clone()], &grads[r]),
+                    );
+                }
+            }
+            opt.update(&mut cpu.params, &grads, &layout, 1e-3);
+            dev.update(1e-3).unwrap();
+        }
+        report(
+            &format!("{name} params after 5 AdamW steps"),
+            rel(&dev.params().unwrap(), &cpu.params),
+        );
+    }
+}
+
+#[test]
+fn the_same_steps_give_the_same_bytes_on_the_gpu() {
+    let Some(_) = gpu_or_skip() else { return };
+    let run = || {
+        let (ds, cfg, adam) = case(Activation::Relu, true);
+        let positions: Vec<usize> = ds.seq.target_positions().collect();
+        let cpu = Model::new(cfg, 9).unwrap();
+        let mut dev = GpuModel::new(
+            Gpu::open().unwrap(),
+            &cpu,
+            adam,
+            None,
+            16,
+            ds.seq.input_len(),
+        )
+        .unwrap();
+        for step in 0..3u64 {
+            let batch = ds.train_batch(step);
+            dev.forward(&batch.tokens, batch.seq_len, &positions)
+                .unwrap();
+            dev.backward().unwrap();
+            dev.update(1e-3).unwrap();
+        }
+        dev.params().unwrap()
+    };
+    let (a, b) = (run(), run());
+    let same = a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits());
+    eprintln!(
+        "DETERMINISM {}",
+        if same { "same bytes" } else { "DIFFERENT" }
+    );
+    assert!(same, "two GPU runs differ");
+}

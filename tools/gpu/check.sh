@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# Every GPU check of modicl's CUDA backend in one go, then one table. Runs on a machine with an
+# NVIDIA driver and Python with PyTorch (CUDA 13), and needs neither Rust nor a network: it
+# takes target/gpu-bundle/ (tools/gpu/build.sh, run on an ordinary x86-64 machine) and the
+# scripts in tools/. Logs go to $OUT (default /tmp/modicl-gpu).
+#
+#   bash tools/gpu/check.sh            # under 8 minutes on one H200 (estimated: never run yet)
+#
+# MODICL_CHECKS="a b" runs only the named checks (a rerun); MODICL_CHECK_DEVICE=cpu runs the
+# curve and resume checks on the CPU, and RESUME_STEPS=N shortens the resume check (to try the
+# script on a machine without a GPU).
+#
+# Checks:
+#   1. kernels: every kernel source compiles with NVRTC for this GPU (kernels_compile);
+#   2. parity: the CUDA engine against the CPU engine on random weights, f32: logits, every
+#      gradient tensor, 5 AdamW steps, each ||gpu - cpu|| / ||cpu|| <= 1e-5 (gpu_parity);
+#   3. determinism: the same steps twice give the same bytes on the GPU (gpu_parity);
+#   4. train: `modicl train --preset paper-d4 --device cuda`, 200 steps;
+#   5. speed: PyTorch's paper-d4 step (bf16 autocast, SDPA, torch.compile) and modicl's
+#      `bench --device cuda --preset paper-d4`, same card, same script.
+#   6. the loss of the same first steps on the CPU and the GPU; resume after SIGKILL on the GPU.
+# `modicl bench --device cuda` cannot use the GPU yet: its row reports the one-line error.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+B=${BUNDLE:-target/gpu-bundle}
+OUT=${OUT:-/tmp/modicl-gpu}
+# The device of checks 5 and 6 (cpu only to try the script itself on a machine without a GPU).
+DEV=${MODICL_CHECK_DEVICE:-cuda}
+export B OUT DEV
+mkdir -p "$OUT"
+[ -x "$B/modicl" ] || { echo "no $B/modicl: run tools/gpu/build.sh on a machine with Rust"; exit 1; }
+
+# CUDA libraries: a toolkit on the path, or the nvidia-* wheels PyTorch brings.
+wheel_libs=$(python3 - <<'PY' 2>/dev/null
+import glob, os
+dirs = set()
+try:
+    import nvidia
+    for root in nvidia.__path__:
+        for lib in ("libnvrtc.so*", "libcublas.so*", "libcublasLt.so*"):
+            for f in glob.glob(os.path.join(root, "**", lib), recursive=True):
+                dirs.add(os.path.dirname(f))
+except Exception:
+    pass
+print(":".join(sorted(dirs)))
+PY
+)
+export LD_LIBRARY_PATH="${wheel_libs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+
+declare -A RESULT DETAIL
+ORDER=()
+# check NAME TIMEOUT_S COMMAND...: runs it, logs to $OUT/NAME.log, records pass/FAIL.
+check() {
+  local name=$1 limit=$2
+  shift 2
+  # MODICL_CHECKS="curve resume" runs only those (a rerun of the ones that failed).
+  if [ -n "${MODICL_CHECKS:-}" ] && [[ " $MODICL_CHECKS " != *" $name "* ]]; then
+    return
+  fi
+  ORDER+=("$name")
+  local t0=$SECONDS
+  if declare -F "$1" >/dev/null; then
+    # A function of this script: timeout runs programs, so through bash with it exported.
+    export -f "$1"
+    timeout "$limit" bash -c "$1" >"$OUT/$name.log" 2>&1
+  else
+    timeout "$limit" "$@" >"$OUT/$name.log" 2>&1
+  fi
+  local rc=$?
+  RESULT[$name]=$([ $rc = 0 ] && echo pass || echo "FAIL (exit $rc)")
+  DETAIL[$name]="$((SECONDS - t0)) s"
+}
+
+check kernels 120 env MODICL_REQUIRE_NVRTC=1 "$B/kernels_compile" --nocapture
+DETAIL[kernels]+="; $(grep -c 'bytes of PTX' "$OUT/kernels.log") PTX builds; $(grep -m1 '^NVRTC' "$OUT/kernels.log")"
+
+check parity 300 env MODICL_REQUIRE_GPU=1 "$B/gpu_parity" --nocapture --test-threads 1 \
+  forward_backward_and_adamw_match_the_cpu_engine
+worst=$(awk '/^PARITY/ {print $NF "\t" $0}' "$OUT/parity.log" | sort -g | tail -n 1 | cut -f2)
+DETAIL[parity]+="; $(grep -c '^PARITY' "$OUT/parity.log") comparisons; worst: ${worst:-none}"
+
+check determinism 120 env MODICL_REQUIRE_GPU=1 "$B/gpu_parity" --nocapture --test-threads 1 \
+  the_same_steps_give_the_same_bytes_on_the_gpu
+DETAIL[determinism]+="; $(grep -m1 '^DETERMINISM' "$OUT/determinism.log")"
+
+# 4. A short paper-d4 run on the GPU (full batch 1536; evaluations on the host, one sequence
+#    per task to keep them short).
+check train 420 "$B/modicl" train --preset paper-d4 --device cuda --set train.steps=200 \
+  --set train.warmup=20 --set train.eval_every=100 --set train.eval_early=0 \
+  --set eval.seqs_per_task=1 --set train.checkpoints=log:2 --run-dir "$OUT/paper-d4" \
+  --overwrite --quiet
+DETAIL[train]+="; $(python3 - "$OUT/paper-d4" <<'PY' 2>&1
+import csv, json, sys
+d = sys.argv[1]
+try:
+    s = json.load(open(d + "/summary.json"))
+    rows = [r for r in csv.DictReader(open(d + "/metrics.csv")) if r["set"] == "train_batch"]
+    print("%.1f ms/step without evaluation; train loss %s -> %s; device %s" % (
+        1e3 / s["train_only_steps_per_s"], rows[0]["loss"][:6], rows[-1]["loss"][:6], s.get("device")))
+except Exception as e:
+    print("no summary:", e)
+PY
+)"
+
+# 5. The same first steps on the CPU and the GPU (paper-d4 at batch 384): training loss per step.
+curve() {
+  for dev in cpu "$DEV"; do
+    "$B/modicl" train --preset paper-d4 --device $dev --set task.batch=384 --set train.steps=3 \
+      --set train.eval_every=1 --set train.eval_early=0 --set eval.seqs_per_task=1 \
+      --set train.checkpoints=log:1 --set train.save_every=0 --run-dir "$OUT/curve-$dev" \
+      --overwrite --quiet || return 1
+  done
+  python3 - "$OUT" "$DEV" <<'PY'
+import csv, sys
+o = sys.argv[1]
+get = lambda dev: [float(r["loss"]) for r in csv.DictReader(open(f"{o}/curve-{dev}/metrics.csv"))
+                   if r["set"] == "train_batch"]
+c, g = get("cpu"), get(sys.argv[2])
+worst = max(abs(a - b) / abs(a) for a, b in zip(c, g))
+print("CURVE cpu", " ".join("%.6f" % x for x in c), "| cuda", " ".join("%.6f" % x for x in g),
+      "| worst relative difference %.2e" % worst)
+sys.exit(0 if worst <= 1e-4 else 1)
+PY
+}
+check curve 300 curve
+DETAIL[curve]+="; $(grep -m1 '^CURVE' "$OUT/curve.log" | cut -c7-220)"
+
+# 6. Resume after SIGKILL on the GPU is byte-identical: the cpu preset's model, 400 steps,
+#    killed every few seconds and resumed, against one uninterrupted run.
+resume() {
+  local steps=${RESUME_STEPS:-400}
+  local args=(--preset cpu --device "$DEV" --set train.steps="$steps" --set train.warmup=$((steps / 10))
+    --set train.save_every=$((steps / 8)) --set train.eval_every=$((steps / 4)) --quiet)
+  "$B/modicl" train "${args[@]}" --run-dir "$OUT/straight" --overwrite || return 1
+  rm -rf "$OUT/killed"
+  # Killed after 3 s, then 4 s, 5 s, ... so that every start gets further than the last.
+  timeout -s KILL 3 "$B/modicl" train "${args[@]}" --run-dir "$OUT/killed"
+  local kills=1
+  until [ -e "$OUT/killed/DONE" ]; do
+    timeout -s KILL $((3 + kills)) "$B/modicl" train --resume "$OUT/killed" --device "$DEV" --quiet
+    kills=$((kills + 1))
+    [ $kills -gt 60 ] && { echo "RESUME did not finish"; return 1; }
+  done
+  local diffs=0
+  for f in metrics.csv shots.csv $(cd "$OUT/straight" && ls checkpoints/*/*.safetensors); do
+    cmp -s "$OUT/straight/$f" "$OUT/killed/$f" || { echo "differs: $f"; diffs=$((diffs + 1)); }
+  done
+  echo "RESUME $kills starts, $diffs files differ"
+  [ $diffs = 0 ]
+}
+check resume 300 resume
+DETAIL[resume]+="; $(grep -m1 '^RESUME' "$OUT/resume.log")"
+
+check torch 300 python3 tools/gpu/torch_step.py --steps 20
+DETAIL[torch]+="; $(tail -n 1 "$OUT/torch.log" | cut -c1-200)"
+
+check bench 300 "$B/modicl" bench --device cuda --preset paper-d4 --json
+DETAIL[bench]+="; $(tail -n 1 "$OUT/bench.log" | cut -c1-200)"
+
+echo
+echo "| check | result | detail |"
+echo "|---|---|---|"
+for n in "${ORDER[@]}"; do
+  echo "| $n | ${RESULT[$n]} | ${DETAIL[$n]} |"
+done
