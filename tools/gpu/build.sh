@@ -9,7 +9,10 @@ rm -rf "$out" && mkdir -p "$out"
 cargo build --release --locked -p modicl
 cp target/release/modicl "$out/"
 # The test binaries: cargo prints each executable it built as JSON.
-cargo test --release --locked -p modicl-cuda --no-run --message-format=json 2>/dev/null |
+{
+  cargo test --release --locked -p modicl-cuda --no-run --message-format=json
+  cargo test --release --locked -p modicl-trainer --test gpu --no-run --message-format=json
+} 2>/dev/null |
   python3 -c '
 import json, shutil, sys
 out = sys.argv[1]

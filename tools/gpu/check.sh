@@ -10,21 +10,24 @@
 # curve and resume checks on the CPU, and RESUME_STEPS=N shortens the resume check (to try the
 # script on a machine without a GPU).
 #
-# Checks:
-#   1. kernels: every kernel source compiles with NVRTC for this GPU (kernels_compile);
-#   2. parity: the CUDA engine against the CPU engine on random weights, f32: logits, every
-#      gradient tensor, 5 AdamW steps, each ||gpu - cpu|| / ||cpu|| <= 1e-5 (gpu_parity);
-#   3. determinism: the same steps twice give the same bytes on the GPU (gpu_parity);
-#   4. train: `modicl train --preset paper-d4 --device cuda`, 200 steps;
-#   5. speed: PyTorch's paper-d4 step (bf16 autocast, SDPA, torch.compile) and modicl's
-#      `bench --device cuda --preset paper-d4`, same card, same script.
-#   6. the loss of the same first steps on the CPU and the GPU; resume after SIGKILL on the GPU.
-# `modicl bench --device cuda` cannot use the GPU yet: its row reports the one-line error.
+# Checks, in the order of the table:
+#   kernels      every kernel source compiles with NVRTC for this GPU (kernels_compile);
+#   parity       the CUDA engine against the CPU engine on random weights, f32: logits, every
+#                gradient tensor, 5 AdamW steps, each ||gpu - cpu|| / ||cpu|| <= 1e-5;
+#   determinism  the same steps twice give the same bytes on the GPU;
+#   evaluator    the device evaluator's per-shot counts against the host's, and a short run's
+#                metrics on the GPU against the CPU's (the trainer's gpu test);
+#   train        `modicl train --preset paper-d4 --device cuda`, 200 steps at batch 1536;
+#   curve        the training loss of the same 3 steps on the CPU and the GPU (within 1e-4);
+#   resume       resume after SIGKILL on the GPU is byte-identical to an uninterrupted run;
+#   torch        PyTorch's paper-d4 step: official model, bf16 autocast, SDPA, torch.compile;
+#   bench        `modicl bench --device cuda --preset paper-d4`;
+#   speed        modicl's step over PyTorch's (same card, same script) and device memory.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 B=${BUNDLE:-target/gpu-bundle}
 OUT=${OUT:-/tmp/modicl-gpu}
-# The device of checks 5 and 6 (cpu only to try the script itself on a machine without a GPU).
+# The device of the curve and resume checks (cpu only to try the script without a GPU).
 DEV=${MODICL_CHECK_DEVICE:-cuda}
 export B OUT DEV
 mkdir -p "$OUT"
@@ -85,11 +88,14 @@ check determinism 120 env MODICL_REQUIRE_GPU=1 "$B/gpu_parity" --nocapture --tes
   the_same_steps_give_the_same_bytes_on_the_gpu
 DETAIL[determinism]+="; $(grep -m1 '^DETERMINISM' "$OUT/determinism.log")"
 
-# 4. A short paper-d4 run on the GPU (full batch 1536; evaluations on the host, one sequence
-#    per task to keep them short).
+check evaluator 180 env MODICL_REQUIRE_GPU=1 "$B/gpu" --nocapture --test-threads 1
+DETAIL[evaluator]+="; $(grep -c '^EVAL' "$OUT/evaluator.log") sets compared; $(grep -m1 '^RUN' "$OUT/evaluator.log" | cut -c5-120)"
+
+# A short paper-d4 run on the GPU (full batch 1536; 4 sequences per task per evaluation set).
+
 check train 420 "$B/modicl" train --preset paper-d4 --device cuda --set train.steps=200 \
   --set train.warmup=20 --set train.eval_every=100 --set train.eval_early=0 \
-  --set eval.seqs_per_task=1 --set train.checkpoints=log:2 --run-dir "$OUT/paper-d4" \
+  --set eval.seqs_per_task=4 --set train.checkpoints=log:2 --run-dir "$OUT/paper-d4" \
   --overwrite --quiet
 DETAIL[train]+="; $(python3 - "$OUT/paper-d4" <<'PY' 2>&1
 import csv, json, sys
@@ -156,8 +162,27 @@ DETAIL[resume]+="; $(grep -m1 '^RESUME' "$OUT/resume.log")"
 check torch 300 python3 tools/gpu/torch_step.py --steps 20
 DETAIL[torch]+="; $(tail -n 1 "$OUT/torch.log" | cut -c1-200)"
 
-check bench 300 "$B/modicl" bench --device cuda --preset paper-d4 --json
+check bench 300 "$B/modicl" bench --device cuda --preset paper-d4 --steps 10 --json
 DETAIL[bench]+="; $(tail -n 1 "$OUT/bench.log" | cut -c1-200)"
+
+# modicl's step against PyTorch's, same card (ratio > 1: modicl is slower), and device memory.
+if [[ " ${ORDER[*]} " == *" torch "* && " ${ORDER[*]} " == *" bench "* ]]; then
+  ORDER+=(speed)
+  DETAIL[speed]=$(python3 - "$OUT" <<'PY' 2>&1
+import json, sys
+o = sys.argv[1]
+last = lambda f: json.loads(open(f"{o}/{f}.log").read().strip().splitlines()[-1])
+try:
+    t, m = last("torch"), last("bench")
+    print("modicl %.1f ms/step (%.1f TFLOP/s, %.2f GiB) vs PyTorch %.1f ms/step (%.2f GiB peak): ratio %.2f; 200k steps would take %.1f h" % (
+        m["ms_per_step"], m["tflops"], m["device_mem_mb"] / 1024, t["ms_per_step"], t["peak_mem_gib"],
+        m["ms_per_step"] / t["ms_per_step"], m["ms_per_step"] * 2e5 / 3.6e6))
+except Exception as e:
+    print("not measured:", e)
+PY
+)
+  RESULT[speed]=$([[ ${DETAIL[speed]} == modicl* ]] && echo measured || echo "not measured")
+fi
 
 echo
 echo "| check | result | detail |"

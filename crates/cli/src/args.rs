@@ -369,6 +369,14 @@ impl DeviceArg {
         Ok(())
     }
 
+    /// The trainer's device.
+    pub fn trainer(self) -> modicl_trainer::Device {
+        match self.device {
+            Device::Cpu => modicl_trainer::Device::Cpu,
+            Device::Cuda => modicl_trainer::Device::Cuda,
+        }
+    }
+
     /// For a command that cannot use the GPU yet: [`DeviceArg::check`]'s error, or one saying
     /// so.
     pub fn cpu_only(self, command: &str) -> anyhow::Result<()> {
@@ -536,6 +544,8 @@ pub struct SweepRunArgs {
     /// Plain log lines instead of progress bars.
     #[arg(long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub device: DeviceArg,
 }
 
 #[derive(Args)]
@@ -548,6 +558,8 @@ pub struct RunOneArgs {
     /// Threads (default: all cores).
     #[arg(long, value_name = "T", value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub threads: Option<u32>,
+    #[command(flatten)]
+    pub device: DeviceArg,
 }
 
 #[derive(Args)]
@@ -563,7 +575,7 @@ pub struct SlurmArgs {
     /// Time limit per run, e.g. 6:00:00.
     #[arg(long, value_name = "T")]
     pub time: Option<String>,
-    /// GPUs per run, e.g. 1 or a100:1.
+    /// GPUs per run, e.g. 1 or a100:1; each run then trains with --device cuda.
     #[arg(long, value_name = "G")]
     pub gpus: Option<String>,
     /// CPUs per run (also its thread count).

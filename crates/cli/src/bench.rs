@@ -56,6 +56,8 @@ pub struct BenchResult {
     pub params: usize,
     pub loss_first: f32,
     pub loss_last: f32,
+    /// On a GPU: the GPU, and the device memory the model and its buffers take (MiB).
+    pub device: Option<(String, f64)>,
 }
 
 /// Peak resident memory of this process so far (Linux; 0 elsewhere).
@@ -87,6 +89,75 @@ pub fn run(
     };
     let ds = Dataset::build(&task)?;
     run_on(spec.name, &spec.model, &ds, warmup, steps, tick)
+}
+
+/// The dataset [`run`] times a reference size on.
+pub fn reference_data(spec: &BenchSpec) -> anyhow::Result<Dataset> {
+    let task = TaskConfig {
+        n_base: 2,
+        batch: spec.batch as u32,
+        examples: spec.examples as u32,
+        ..TaskConfig::default()
+    };
+    Ok(Dataset::build(&task)?)
+}
+
+/// Like [`run_on`], with the training steps on GPU 0 (`modicl-cuda`'s `GpuModel`); each timed
+/// step ends with the loss copied back, so the times include the whole step.
+pub fn run_on_gpu(
+    name: &str,
+    model_cfg: &ModelConfig,
+    ds: &Dataset,
+    warmup: usize,
+    steps: usize,
+    tick: &dyn Fn(),
+) -> anyhow::Result<BenchResult> {
+    let batch_rows = ds.config.batch as usize;
+    let positions: Vec<usize> = ds.seq.target_positions().collect();
+    let (s, t) = (ds.seq.seq_len(), ds.seq.input_len());
+    let model = Model::new(model_cfg.clone(), 1)?;
+    let gpu = modicl_cuda::Gpu::open()?;
+    let info = gpu.info.to_string();
+    let mut dev =
+        modicl_cuda::GpuModel::new(gpu, &model, AdamWConfig::default(), None, batch_rows, t)?;
+    let mut times = Vec::with_capacity(steps);
+    let (mut first, mut last) = (0.0, 0.0);
+    let mut batch = ds.train_batch(0);
+    for i in 0..warmup + steps {
+        ds.fill_train_batch(i as u64, &mut batch);
+        let start = Instant::now();
+        let loss = dev.forward(&batch.tokens, s, &positions)?;
+        dev.backward()?;
+        dev.update(1.5e-4)?;
+        dev.gpu.sync()?;
+        let ms = start.elapsed().as_secs_f64() * 1e3;
+        if i == 0 {
+            first = loss.mean;
+        }
+        last = loss.mean;
+        if i >= warmup {
+            times.push(ms);
+        }
+        tick();
+    }
+    let mut sorted = times.clone();
+    sorted.sort_by(f64::total_cmp);
+    let ms = sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN);
+    let mib =
+        modicl_cuda::GpuModel::bytes_needed(model_cfg, batch_rows, t) as f64 / (1 << 20) as f64;
+    Ok(BenchResult {
+        model: name.to_string(),
+        threads: rayon::current_num_threads(),
+        ms_per_step: ms,
+        step_ms_all: times,
+        tokens_per_s: (batch_rows * t) as f64 / (ms / 1e3),
+        gflops: step_flops(model_cfg, batch_rows, t) / (ms / 1e3) / 1e9,
+        peak_rss_mb: peak_rss_mb(),
+        params: model.layout.total,
+        loss_first: first,
+        loss_last: last,
+        device: Some((info, mib)),
+    })
 }
 
 /// Like [`run`], on any model and dataset (batches of the dataset's configured size): the
@@ -144,5 +215,6 @@ pub fn run_on(
         params: layout.total,
         loss_first: first,
         loss_last: last,
+        device: None,
     })
 }

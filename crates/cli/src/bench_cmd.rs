@@ -7,7 +7,8 @@ use serde_json::json;
 use crate::args::BenchArgs;
 
 pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
-    a.device.cpu_only("bench")?;
+    a.device.check()?;
+    let on_gpu = a.device.device == crate::args::Device::Cuda;
     let c = &a.cfg;
     let from_config =
         c.preset.is_some() || c.config.is_some() || !c.set.is_empty() || c.tasks.is_some();
@@ -45,17 +46,26 @@ pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
     );
     bar.set_message(spec.name);
     let tick = || bar.inc(1);
-    let r = pool.install(|| match &ds {
-        Some(ds) => bench::run_on(
-            &c.preset.clone().unwrap_or_else(|| "config".into()),
-            &spec.model,
-            ds,
-            a.warmup as usize,
-            steps,
-            &tick,
-        ),
-        None => bench::run(&spec, a.warmup as usize, steps, &tick),
-    })?;
+    let r = if on_gpu {
+        let name = c.preset.clone().unwrap_or_else(|| spec.name.into());
+        let ds = match ds {
+            Some(ds) => ds,
+            None => bench::reference_data(&spec)?,
+        };
+        bench::run_on_gpu(&name, &spec.model, &ds, a.warmup as usize, steps, &tick)?
+    } else {
+        pool.install(|| match &ds {
+            Some(ds) => bench::run_on(
+                &c.preset.clone().unwrap_or_else(|| "config".into()),
+                &spec.model,
+                ds,
+                a.warmup as usize,
+                steps,
+                &tick,
+            ),
+            None => bench::run(&spec, a.warmup as usize, steps, &tick),
+        })?
+    };
     bar.finish_and_clear();
     if a.json {
         println!(
@@ -72,6 +82,9 @@ pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
                 "batch": spec.batch,
                 "loss_first": r.loss_first,
                 "loss_last": r.loss_last,
+                "device": r.device.as_ref().map_or("cpu".to_string(), |d| d.0.clone()),
+                "device_mem_mb": r.device.as_ref().map(|d| d.1),
+                "tflops": r.gflops / 1e3,
             })
         );
     } else {
@@ -88,6 +101,9 @@ pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
             r.gflops,
             r.peak_rss_mb
         );
+        if let Some((gpu, mib)) = &r.device {
+            println!("  on {gpu}: {mib:.0} MiB of device memory for the model and its buffers");
+        }
     }
     Ok(())
 }

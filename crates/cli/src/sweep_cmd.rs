@@ -199,6 +199,7 @@ fn describe(r: &RunResult) -> String {
 }
 
 fn run(a: &SweepRunArgs) -> anyhow::Result<()> {
+    a.device.check()?;
     let sd = SweepDir::new(&a.dir);
     let m = sd.read()?;
     install_ctrlc()?;
@@ -227,7 +228,15 @@ fn run(a: &SweepRunArgs) -> anyhow::Result<()> {
         overall,
         runs: Mutex::new(Vec::new()),
     };
-    let results = exec::run_pool(&sd, &m, a.jobs as usize, threads(a.threads), &bars, &STOP)?;
+    let results = exec::run_pool(
+        &sd,
+        &m,
+        a.jobs as usize,
+        threads(a.threads),
+        a.device.trainer(),
+        &bars,
+        &STOP,
+    )?;
     if let Some(o) = &bars.overall {
         o.finish_and_clear();
     }
@@ -270,6 +279,7 @@ fn run(a: &SweepRunArgs) -> anyhow::Result<()> {
 }
 
 fn run_one(a: &RunOneArgs) -> anyhow::Result<()> {
+    a.device.check()?;
     let sd = SweepDir::new(&a.dir);
     let m = sd.read()?;
     install_ctrlc()?;
@@ -290,7 +300,15 @@ fn run_one(a: &RunOneArgs) -> anyhow::Result<()> {
             );
         }
     }
-    let r = exec::run_one(&sd, &m, a.index, threads(a.threads), &Log, &STOP)?;
+    let r = exec::run_one(
+        &sd,
+        &m,
+        a.index,
+        threads(a.threads),
+        a.device.trainer(),
+        &Log,
+        &STOP,
+    )?;
     let run = &m.runs[a.index];
     println!("run {} {}: {}", run.index, run.name, describe(&r));
     match r {

@@ -46,10 +46,7 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
     // Output only (not in the config hash), so a resumed run may switch it on.
     trainer.cfg.train.tensorboard |= a.tensorboard;
     // Not in the configuration either: a run may move between devices on resume.
-    trainer.device = match a.device.device {
-        crate::args::Device::Cpu => modicl_trainer::Device::Cpu,
-        crate::args::Device::Cuda => modicl_trainer::Device::Cuda,
-    };
+    trainer.device = a.device.trainer();
     if a.resume.is_some() {
         // A fresh run's configuration printed its warnings when it was resolved.
         for w in &trainer.ds.warnings {

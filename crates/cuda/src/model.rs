@@ -38,6 +38,8 @@ pub struct GpuModel {
     layout: ParamLayout,
     batch: usize,
     seq: usize,
+    /// Sequences in the last forward pass (at most `batch`).
+    used: usize,
     params: CudaSlice<f32>,
     grads: CudaSlice<f32>,
     m: CudaSlice<f32>,
@@ -62,6 +64,8 @@ pub struct GpuModel {
     loss: CudaSlice<f32>,
     correct: CudaSlice<u8>,
     total: CudaSlice<f64>,
+    shot_correct: CudaSlice<u32>,
+    shot_loss: CudaSlice<f64>,
     g: CudaSlice<f32>,
     gmid: CudaSlice<f32>,
     dln: CudaSlice<f32>,
@@ -173,6 +177,8 @@ impl GpuModel {
             loss: z(n)?,
             correct: gpu.zeros(n)?,
             total: gpu.zeros(1)?,
+            shot_correct: gpu.zeros(seq)?,
+            shot_loss: gpu.zeros(seq)?,
             g: z(n * d)?,
             gmid: z(n * d)?,
             dln: z(n * d)?,
@@ -187,7 +193,38 @@ impl GpuModel {
             layout,
             batch,
             seq,
+            used: 0,
         })
+    }
+
+    /// The most sequences a forward pass takes.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// Per shot of the last forward pass (`shots` scored positions per sequence): correct
+    /// answers and summed loss over its sequences, counted on the device, so an evaluation
+    /// copies back `shots` numbers of each, not logits.
+    pub fn shot_counts(&mut self, shots: usize) -> Result<(Vec<u32>, Vec<f64>), CudaError> {
+        assert!(
+            shots > 0 && shots <= self.seq && self.scored == self.used * shots,
+            "shot_counts: {shots} shots do not divide the last forward pass"
+        );
+        let (ns, si) = (self.used as i32, shots as i32);
+        launch!(
+            &self.gpu,
+            "shot_counts",
+            per_element(shots),
+            &self.correct,
+            &self.loss,
+            &mut self.shot_correct,
+            &mut self.shot_loss,
+            &ns,
+            &si
+        )?;
+        let c = self.gpu.download(&self.shot_correct)?;
+        let l = self.gpu.download(&self.shot_loss)?;
+        Ok((c[..shots].to_vec(), l[..shots].to_vec()))
     }
 
     /// The parameters, copied back (layout order).
@@ -256,22 +293,25 @@ impl GpuModel {
         Ok(all[..self.scored * self.cfg.vocab].to_vec())
     }
 
-    /// Forward pass and loss, as `Model::forward` (same arguments, no recorder). Also leaves
-    /// d loss / d logits for [`GpuModel::backward`].
+    /// Forward pass and loss, as `Model::forward` (same arguments, no recorder), on at most
+    /// [`GpuModel::batch`] sequences. Also leaves d loss / d logits for [`GpuModel::backward`].
     pub fn forward(
         &mut self,
         tokens: &[u32],
         seq_len: usize,
         positions: &[usize],
     ) -> Result<Loss, CudaError> {
-        let (b, t) = (self.batch, self.seq);
+        let t = self.seq;
+        let b = tokens.len() / seq_len.max(1);
         let c = self.cfg.clone();
         let (n, d, v, h, f) = (b * t, c.d_model, c.vocab, c.heads, c.d_mlp());
         assert!(
-            seq_len == t + 1 && tokens.len() == b * seq_len,
-            "forward: {b} sequences of {} tokens expected",
+            seq_len == t + 1 && tokens.len() == b * seq_len && b <= self.batch && b > 0,
+            "forward: 1 to {} sequences of {} tokens expected",
+            self.batch,
             t + 1
         );
+        self.used = b;
         let mut input = Vec::with_capacity(n);
         let (mut rows, mut targets) = (Vec::new(), Vec::new());
         for s in 0..b {
@@ -285,7 +325,7 @@ impl GpuModel {
         self.scored = sc;
         let gpu = &self.gpu;
         let st = &gpu.stream;
-        st.memcpy_htod(&input, &mut self.tokens)
+        st.memcpy_htod(&input, &mut self.tokens.slice_mut(..n))
             .map_err(|e| crate::gpu::driver("tokens", e))?;
         st.memcpy_htod(&rows, &mut self.rows.slice_mut(..sc))
             .map_err(|e| crate::gpu::driver("rows", e))?;
@@ -475,7 +515,7 @@ impl GpuModel {
     /// Gradients of the last forward pass's mean loss into the device gradient buffer, as
     /// `Model::backward`.
     pub fn backward(&mut self) -> Result<(), CudaError> {
-        let (b, t) = (self.batch, self.seq);
+        let (b, t) = (self.used, self.seq);
         let c = self.cfg.clone();
         let (n, d, v, h, f) = (b * t, c.d_model, c.vocab, c.heads, c.d_mlp());
         let sc = self.scored;

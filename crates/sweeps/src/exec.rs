@@ -93,11 +93,13 @@ impl Observer for Relay<'_> {
 /// Failures are recorded in the run's FAILED file and returned, not raised: one failing run
 /// does not stop the others. Errors are only those of the sweep itself (unreadable manifest,
 /// lock file).
+#[allow(clippy::too_many_arguments)]
 pub fn run_one(
     sd: &SweepDir,
     m: &Manifest,
     index: usize,
     threads: usize,
+    device: modicl_trainer::Device,
     obs: &dyn SweepObserver,
     stop: &AtomicBool,
 ) -> Result<RunResult, SweepError> {
@@ -146,6 +148,7 @@ pub fn run_one(
             .and_then(|cfg| Trainer::create(cfg, dir.clone(), false))
         }
         .map_err(|e| e.to_string())?;
+        trainer.device = device;
         for s in &trainer.skipped {
             obs.skipped(run, s);
         }
@@ -175,11 +178,13 @@ pub fn run_one(
 
 /// Runs every run of the sweep that is not done, `jobs` at a time, splitting `threads`
 /// between them; returns each attempted run's result, by index.
+#[allow(clippy::too_many_arguments)]
 pub fn run_pool(
     sd: &SweepDir,
     m: &Manifest,
     jobs: usize,
     threads: usize,
+    device: modicl_trainer::Device,
     obs: &dyn SweepObserver,
     stop: &AtomicBool,
 ) -> Result<Vec<(usize, RunResult)>, SweepError> {
@@ -199,7 +204,7 @@ pub fn run_pool(
                 let Some(&index) = todo.get(i) else {
                     break;
                 };
-                match run_one(sd, m, index, per_run, obs, stop) {
+                match run_one(sd, m, index, per_run, device, obs, stop) {
                     Ok(r) => results.lock().expect("no panics").push((index, r)),
                     Err(e) => {
                         first_error.lock().expect("no panics").get_or_insert(e);

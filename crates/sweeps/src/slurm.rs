@@ -113,8 +113,14 @@ pub fn script(sd: &SweepDir, opts: &SlurmOptions, indices: &[usize]) -> Result<S
     }
     s += "set -euo pipefail\n";
     s += "# Element i trains run i of sweep.json; done runs exit at once, interrupted ones resume.\n";
+    // With GPUs, each element trains on its GPU.
+    let device = if opts.gpus.is_some() {
+        " --device cuda"
+    } else {
+        ""
+    };
     s += &format!(
-        "exec {} sweep run-one {} --index \"$SLURM_ARRAY_TASK_ID\" --threads \"${{SLURM_CPUS_PER_TASK:-{cpus}}}\"\n",
+        "exec {} sweep run-one {} --index \"$SLURM_ARRAY_TASK_ID\" --threads \"${{SLURM_CPUS_PER_TASK:-{cpus}}}\"{device}\n",
         quote(&opts.modicl.display().to_string()),
         quote(&root.display().to_string())
     );
@@ -219,8 +225,13 @@ mod tests {
             "#SBATCH --account=x",
             "#SBATCH --output=/tmp/sw/slurm/logs/%A_%a.out",
             "exec '/opt/it'\\''s/modicl' sweep run-one '/tmp/sw' --index \"$SLURM_ARRAY_TASK_ID\"",
+            "--device cuda\n",
         ] {
             assert!(s.contains(line), "{line} not in\n{s}");
         }
+        // Without GPUs the runs stay on the CPU.
+        let cpu = SlurmOptions { gpus: None, ..opts };
+        let s = script(&SweepDir::new("/tmp/sw"), &cpu, &[0]).unwrap();
+        assert!(!s.contains("--device"), "{s}");
     }
 }

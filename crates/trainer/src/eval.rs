@@ -91,6 +91,20 @@ impl SetMetrics {
         SetMetrics::from_targets(set, shots, &ws.target_correct, &ws.target_loss)
     }
 
+    /// Adds per-shot counts of `seqs` sequences: correct answers and summed loss per shot.
+    fn add_counts(&mut self, correct: &[u32], loss: &[f64], seqs: u64, loss_sum: &mut f64) {
+        for (j, (&c, &l)) in correct.iter().zip(loss).enumerate() {
+            self.shot_count[j] += seqs;
+            self.shot_correct[j] += c as u64;
+            *loss_sum += l;
+        }
+        let k = self.shot_count.len();
+        self.count = self.shot_count.iter().sum();
+        self.correct = self.shot_correct.iter().sum();
+        self.count_last = self.shot_count[k - 1];
+        self.correct_last = self.shot_correct[k - 1];
+    }
+
     /// The metrics of per-target correctness and loss in (sequence, shot) order (a forward
     /// pass on either device).
     pub fn from_targets(set: SetName, shots: usize, correct: &[bool], loss: &[f32]) -> SetMetrics {
@@ -158,6 +172,33 @@ impl Evaluator {
                 };
                 model.forward(w, tokens, b.seq_len, &self.positions, None)?;
                 m.add(&w.target_correct, &w.target_loss, &mut sum);
+                r0 += rows;
+            }
+            m.loss = sum / m.count.max(1) as f64;
+            out.push(m);
+        }
+        Ok(out)
+    }
+
+    /// As [`Evaluator::run`], on the GPU: chunks of at most the device model's batch, and per
+    /// chunk only the per-shot counts and loss sums copied back. The device's buffers are
+    /// overwritten.
+    pub fn run_gpu(
+        &mut self,
+        dev: &mut modicl_cuda::GpuModel,
+    ) -> Result<Vec<SetMetrics>, modicl_cuda::CudaError> {
+        let chunk = dev.batch();
+        let mut out = Vec::with_capacity(self.sets.len());
+        for (set, b) in &self.sets {
+            let mut m = SetMetrics::new(SetName::from(*set), self.shots);
+            let mut sum = 0.0;
+            let mut r0 = 0;
+            while r0 < b.rows {
+                let rows = chunk.min(b.rows - r0);
+                let tokens = &b.tokens[r0 * b.seq_len..(r0 + rows) * b.seq_len];
+                dev.forward(tokens, b.seq_len, &self.positions)?;
+                let (correct, loss) = dev.shot_counts(self.positions.len())?;
+                m.add_counts(&correct, &loss, rows as u64, &mut sum);
                 r0 += rows;
             }
             m.loss = sum / m.count.max(1) as f64;

@@ -157,9 +157,9 @@ pub struct Trainer {
 pub enum Device {
     #[default]
     Cpu,
-    /// GPU 0 through the CUDA backend (`modicl-cuda`): forward, backward and AdamW on the
-    /// device; the weights and moments come back to the host at every evaluation and
-    /// checkpoint, which run as on the CPU.
+    /// GPU 0 through the CUDA backend (`modicl-cuda`): forward, backward, AdamW and the
+    /// evaluations on the device (per-shot counts copied back); the weights and moments come
+    /// back to the host at every evaluation and checkpoint step, for the checkpoints.
     Cuda,
 }
 
@@ -398,7 +398,10 @@ impl Trainer {
                     None => SetMetrics::from_workspace(SetName::TrainBatch, shots, &ws),
                 };
                 let mut sets = vec![train];
-                sets.extend(evaluator.run(&self.model, &mut ws)?);
+                match gpu.as_mut() {
+                    Some(g) => sets.extend(evaluator.run_gpu(g)?),
+                    None => sets.extend(evaluator.run(&self.model, &mut ws)?),
+                }
                 let record = Record { step: s, lr, sets };
                 self.records.push(record);
                 self.write_metrics()?;
