@@ -41,13 +41,22 @@ impl Gpu {
     /// Opens GPU 0 ([`open_device`]), compiles every kernel for its architecture with NVRTC
     /// and loads them.
     pub fn open() -> Result<Gpu, CudaError> {
+        Gpu::open_cached(None)
+    }
+
+    /// [`Gpu::open`], with the compiled kernels kept in and read from `cache`
+    /// ([`crate::compile_cached`]).
+    pub fn open_cached(cache: Option<&std::path::Path>) -> Result<Gpu, CudaError> {
         let info = open_device()?;
         let ctx = CudaContext::new(0).map_err(|e| driver("opening GPU 0", e))?;
         let stream = ctx.default_stream();
         let arch = arch_of(info.capability);
         let mut functions = HashMap::new();
         for k in KERNELS {
-            let ptx = compile(k, arch)?;
+            let ptx = match cache {
+                Some(dir) => crate::compile_cached(k, arch, dir)?.0,
+                None => compile(k, arch)?,
+            };
             let module = ctx
                 .load_module(cudarc::nvrtc::Ptx::from_src(ptx))
                 .map_err(|e| driver(&format!("loading {}.cu", k.name), e))?;

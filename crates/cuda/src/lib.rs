@@ -225,6 +225,37 @@ pub fn compile(k: &KernelSource, arch: &'static str) -> Result<String, CudaError
     Ok(text)
 }
 
+/// [`compile`], through a cache folder: the PTX of `k` for `arch` is kept in
+/// `cache/<name>-<arch>-<hash>.ptx`, the hash taken over the source, the architecture and the
+/// NVRTC version, and read back instead of compiling again. A run keeps its cache in its run
+/// directory, so a resumed run (or each restart of a killed one) skips NVRTC. Returns the PTX
+/// and whether it came from the cache. A cache file that cannot be written is not an error:
+/// the next start compiles again.
+pub fn compile_cached(
+    k: &KernelSource,
+    arch: &'static str,
+    cache: &std::path::Path,
+) -> Result<(String, bool), CudaError> {
+    let (major, minor) = nvrtc_version()?;
+    let mut h = blake3::Hasher::new();
+    h.update(k.source.as_bytes());
+    h.update(format!("\0{arch}\0{major}.{minor}").as_bytes());
+    let hex = h.finalize().to_hex();
+    let path = cache.join(format!("{}-{arch}-{}.ptx", k.name, &hex[..16]));
+    if let Ok(ptx) = std::fs::read_to_string(&path) {
+        let complete = k
+            .functions
+            .iter()
+            .all(|f| ptx.contains(&format!(".entry {f}(")));
+        if complete {
+            return Ok((ptx, true));
+        }
+    }
+    let ptx = compile(k, arch)?;
+    let _ = modicl_core::fs::write_atomic(&path, ptx.as_bytes());
+    Ok((ptx, false))
+}
+
 /// A compiler log on one line: its lines joined with " | ", blank ones dropped.
 fn one_line(log: &str) -> String {
     log.lines()

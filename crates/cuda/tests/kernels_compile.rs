@@ -37,6 +37,29 @@ fn every_kernel_compiles_for_the_h200_and_older_gpus() {
 }
 
 #[test]
+fn compiled_kernels_are_cached_and_read_back() {
+    if !nvrtc_or_skip() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let k = &KERNELS[0];
+    let (first, hit) = modicl_cuda::compile_cached(k, DEFAULT_ARCH, tmp.path()).unwrap();
+    assert!(!hit, "an empty cache hit");
+    let files: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert_eq!(files.len(), 1);
+    let (again, hit) = modicl_cuda::compile_cached(k, DEFAULT_ARCH, tmp.path()).unwrap();
+    assert!(hit && again == first, "not read back");
+    // Another architecture is another entry; a damaged entry is compiled again.
+    let (_, hit) = modicl_cuda::compile_cached(k, "compute_80", tmp.path()).unwrap();
+    assert!(!hit);
+    for e in std::fs::read_dir(tmp.path()).unwrap() {
+        std::fs::write(e.unwrap().path(), "garbage").unwrap();
+    }
+    let (fresh, hit) = modicl_cuda::compile_cached(k, DEFAULT_ARCH, tmp.path()).unwrap();
+    assert!(!hit && fresh == first);
+}
+
+#[test]
 fn a_kernel_with_an_error_gives_the_compiler_log_on_one_line() {
     if !nvrtc_or_skip() {
         return;

@@ -330,7 +330,7 @@ impl Trainer {
         let mut gpu = match self.device {
             Device::Cpu => None,
             Device::Cuda => Some(modicl_cuda::GpuModel::new(
-                modicl_cuda::Gpu::open()?,
+                modicl_cuda::Gpu::open_cached(Some(&self.dir.root.join("cuda-cache")))?,
                 &self.model,
                 self.opt.cfg,
                 Some((&self.opt.m, &self.opt.v, self.opt.step)),
