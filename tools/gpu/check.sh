@@ -14,6 +14,7 @@
 #   kernels      every kernel source compiles with NVRTC for this GPU (kernels_compile);
 #   parity       the CUDA engine against the CPU engine on random weights, f32: logits, every
 #                gradient tensor, 5 AdamW steps, each ||gpu - cpu|| / ||cpu|| <= 1e-5;
+#   tf32         train.precision = tf32 against the f32 CPU engine, within 1e-2;
 #   determinism  the same steps twice give the same bytes on the GPU;
 #   evaluator    the device evaluator's per-shot counts against the host's, and a short run's
 #                metrics on the GPU against the CPU's (the trainer's gpu test);
@@ -83,6 +84,10 @@ check parity 300 env MODICL_REQUIRE_GPU=1 "$B/gpu_parity" --nocapture --test-thr
   forward_backward_and_adamw_match_the_cpu_engine
 worst=$(awk '/^PARITY/ {print $NF "\t" $0}' "$OUT/parity.log" | sort -g | tail -n 1 | cut -f2)
 DETAIL[parity]+="; $(grep -c '^PARITY' "$OUT/parity.log") comparisons; worst: ${worst:-none}"
+
+check tf32 120 env MODICL_REQUIRE_GPU=1 "$B/gpu_parity" --nocapture --test-threads 1 \
+  tf32_stays_within_its_stated_tolerance
+DETAIL[tf32]+="; $(grep -m1 '^TF32' "$OUT/tf32.log")"
 
 check determinism 120 env MODICL_REQUIRE_GPU=1 "$B/gpu_parity" --nocapture --test-threads 1 \
   the_same_steps_give_the_same_bytes_on_the_gpu

@@ -36,6 +36,17 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
         None => {
             let mut cfg = a.cfg.resolve()?;
             cfg.train.tensorboard |= a.tensorboard;
+            // Before the run directory is made (the trainer checks again on resume).
+            if cfg.train.precision != modicl_config::Precision::F32
+                && a.device.device == crate::args::Device::Cpu
+            {
+                return Err(modicl_config::ConfigError::invalid(
+                    "train.precision",
+                    format!("'{}'", cfg.train.precision.as_str()),
+                    "'f32' on the CPU ('tf32' needs --device cuda)",
+                )
+                .into());
+            }
             let root = a
                 .run_dir
                 .clone()

@@ -611,5 +611,12 @@ fn device_cuda_is_a_one_line_error_when_it_cannot_run() {
     for args in cases {
         bad_input(tmp.path(), args, &["--device cuda"]);
     }
+    // TF32 is GPU arithmetic: on the CPU it is refused, naming the key.
+    let args = &["train", "--set", "train.precision=tf32", "--run-dir", "r"];
+    bad_input(
+        tmp.path(),
+        args,
+        &["train.precision", "tf32", "--device cuda"],
+    );
     assert!(!tmp.path().join("r").exists(), "a run directory was made");
 }

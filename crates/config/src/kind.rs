@@ -248,6 +248,15 @@ impl Setting for Act {
     }
 }
 
+impl Setting for crate::run::Precision {
+    fn read(f: &Field, v: &Value) -> Result<Self, ConfigError> {
+        crate::run::Precision::parse(f.key, &String::read(f, v)?)
+    }
+    fn write(&self) -> Value {
+        Value::String(self.as_str().into())
+    }
+}
+
 impl Setting for BatchLayout {
     fn read(f: &Field, v: &Value) -> Result<Self, ConfigError> {
         BatchLayout::parse(f.key, &String::read(f, v)?)

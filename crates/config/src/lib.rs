@@ -22,7 +22,7 @@ use std::path::Path;
 pub use error::ConfigError;
 pub use kind::Kind;
 pub use preset::{Preset, DEFAULT_PRESET, PRESETS};
-pub use run::{Act, CheckpointSteps, ModelSection, OptimSection, TrainSection};
+pub use run::{Act, CheckpointSteps, ModelSection, OptimSection, Precision, TrainSection};
 pub use task::{is_prime, BatchLayout, EvalConfig, InputSplit, OodCap, TaskConfig, TaskSource};
 pub use toml::Value;
 
@@ -193,6 +193,8 @@ keys! {
             "kept checkpoints: 'log:N' (N log-spaced steps from warm-up to the end, official) or a list of steps; the last step is always kept";
         save_every = 5000, int(0, 1_000_000_000),
             "write a resume checkpoint every N steps, replacing the previous one (0 = never)";
+        precision = Precision::F32, Kind::Enum(Precision::NAMES),
+            "arithmetic of the matrix products: 'f32', or 'tf32' (TF32 tensor cores, --device cuda only); part of the config hash unless f32";
         tensorboard = false, Kind::Bool,
             "also write the metrics as TensorBoard event files under <run>/tb/ (output only: not part of the config hash)";
     }
@@ -210,6 +212,11 @@ keys! {
 /// never candidates for the `best_ood` checkpoint, so checkpoints are the same bytes whatever
 /// its value.
 pub const OUTPUT_ONLY: &[&str] = &["train.eval_early", "train.tensorboard"];
+
+/// Keys added after configurations were first hashed, with the value that gives what every
+/// configuration computed before they existed: at that value the key stays out of the hashed
+/// text (so those configurations keep their hashes), at any other it is hashed like any key.
+pub const HASHED_UNLESS: &[(&str, &str)] = &[("train.precision", "\"f32\"")];
 
 /// The field for `key`, or an error suggesting the closest known key (at most 3 edits away).
 pub fn field(key: &str) -> Result<&'static Field, ConfigError> {
@@ -486,8 +493,9 @@ impl Config {
     }
 
     /// The text the config hash is taken over: [`Config::to_toml`] without the keys in
-    /// [`OUTPUT_ONLY`], which choose extra outputs and never change what is computed. Adding
-    /// such a key therefore leaves the hash of every existing configuration as it was.
+    /// [`OUTPUT_ONLY`], which choose extra outputs and never change what is computed, and
+    /// without the keys of [`HASHED_UNLESS`] at their old-behaviour value. Adding such a key
+    /// therefore leaves the hash of every existing configuration as it was.
     pub fn to_hashed_toml(&self) -> String {
         let mut out = String::new();
         let mut section = "";
@@ -495,8 +503,10 @@ impl Config {
             if let Some(s) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
                 section = s;
             }
-            let key = line.split(" = ").next().unwrap_or("");
-            if !OUTPUT_ONLY.contains(&format!("{section}.{key}").as_str()) {
+            let (key, value) = line.split_once(" = ").unwrap_or((line, ""));
+            let full = format!("{section}.{key}");
+            let old_default = HASHED_UNLESS.iter().any(|&(k, v)| k == full && v == value);
+            if !OUTPUT_ONLY.contains(&full.as_str()) && !old_default {
                 out.push_str(line);
                 out.push('\n');
             }
@@ -538,7 +548,11 @@ mod tests {
         assert!(full.contains("eval_early = 8"));
         let without: String = full
             .lines()
-            .filter(|l| !l.starts_with("tensorboard = ") && !l.starts_with("eval_early = "))
+            .filter(|l| {
+                !l.starts_with("tensorboard = ")
+                    && !l.starts_with("eval_early = ")
+                    && !l.starts_with("precision = ")
+            })
             .map(|l| format!("{l}\n"))
             .collect();
         assert_eq!(off, without);
@@ -546,6 +560,12 @@ mod tests {
         c.apply_override("train.eval_early=3").unwrap();
         assert_eq!(c.to_hashed_toml(), off);
         assert_ne!(c.to_toml(), full);
+        // precision is hashed unless f32, which every configuration before it computed.
+        assert!(full.contains("precision = \"f32\""));
+        c.apply_override("train.precision=tf32").unwrap();
+        assert!(c.to_hashed_toml().contains("precision = \"tf32\""));
+        c.apply_override("train.precision=f32").unwrap();
+        assert_eq!(c.to_hashed_toml(), off);
         // Any other key still changes it.
         c.apply_override("train.steps=7").unwrap();
         assert_ne!(c.to_hashed_toml(), off);

@@ -27,6 +27,30 @@ impl Act {
     }
 }
 
+/// The arithmetic of the matrix products.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    /// IEEE f32 throughout (the CPU engine's; parity with PyTorch's fp32).
+    F32,
+    /// Matrix products on TF32 tensor cores (10-bit mantissa inputs, f32 accumulation); every
+    /// other operation in f32. GPU only.
+    Tf32,
+}
+
+impl Precision {
+    /// The names of the variants, in their order.
+    pub const NAMES: &'static [&'static str] = &["f32", "tf32"];
+    const ALL: [Precision; 2] = [Precision::F32, Precision::Tf32];
+
+    /// Parses one of [`Precision::NAMES`].
+    pub fn parse(key: &str, s: &str) -> Result<Self, ConfigError> {
+        Kind::Enum(Self::NAMES).pick(key, s).map(|i| Self::ALL[i])
+    }
+    pub fn as_str(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+}
+
 /// The `model` section. The vocabulary follows from `task.p` (p + 18, the official tokenizer).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelSection {
@@ -170,6 +194,8 @@ pub struct TrainSection {
     pub save_every: u64,
     /// Also write the metrics as TensorBoard event files under `<run>/tb/`.
     pub tensorboard: bool,
+    /// The arithmetic of the matrix products (`tf32`: GPU only).
+    pub precision: Precision,
 }
 
 impl TrainSection {

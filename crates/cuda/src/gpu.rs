@@ -77,6 +77,20 @@ impl Gpu {
         })
     }
 
+    /// Matrix products on TF32 tensor cores (`on`), or in IEEE f32 (the default).
+    pub fn set_tf32(&self, on: bool) -> Result<(), CudaError> {
+        use cudarc::cublas::sys::cublasMath_t as Math;
+        let mode = if on {
+            Math::CUBLAS_TF32_TENSOR_OP_MATH
+        } else {
+            Math::CUBLAS_DEFAULT_MATH
+        };
+        // SAFETY: the handle is this GPU's live cuBLAS handle.
+        unsafe { cudarc::cublas::sys::cublasSetMathMode(*self.blas.handle(), mode) }
+            .result()
+            .map_err(|e| driver("cublasSetMathMode", e))
+    }
+
     /// The kernel `name` (one of [`KERNELS`]' functions).
     pub fn function(&self, name: &str) -> &CudaFunction {
         self.functions

@@ -149,3 +149,34 @@ fn the_same_steps_give_the_same_bytes_on_the_gpu() {
     );
     assert!(same, "two GPU runs differ");
 }
+
+/// TF32 keeps 10 of f32's 23 mantissa bits in the products' inputs: a relative error of about
+/// 2^-11 per input, accumulated in f32. Logits and gradients of this small model stay within
+/// 1e-2 of the f32 CPU engine (the bound checked; the measured errors are printed).
+#[test]
+fn tf32_stays_within_its_stated_tolerance() {
+    let Some(gpu) = gpu_or_skip() else { return };
+    gpu.set_tf32(true).unwrap();
+    let (ds, cfg, adam) = case(Activation::Relu, true);
+    let positions: Vec<usize> = ds.seq.target_positions().collect();
+    let (b, t) = (16, ds.seq.input_len());
+    let cpu = Model::new(cfg.clone(), 5).unwrap();
+    let mut ws = Workspace::new(&cfg, b, t);
+    let mut grads = vec![0f32; cpu.layout.total];
+    let mut dev = GpuModel::new(gpu, &cpu, adam, None, b, t).unwrap();
+    let batch = ds.train_batch(0);
+    let lc = cpu
+        .forward(&mut ws, &batch.tokens, batch.seq_len, &positions, None)
+        .unwrap();
+    dev.forward(&batch.tokens, batch.seq_len, &positions)
+        .unwrap();
+    cpu.backward(&mut ws, &mut grads);
+    dev.backward().unwrap();
+    let logits = rel(&dev.logits().unwrap(), &ws.logits[..lc.count * cfg.vocab]);
+    let g = rel(&dev.grads().unwrap(), &grads);
+    eprintln!("TF32 logits {logits:.3e} gradients {g:.3e} (bound 1e-2)");
+    assert!(
+        logits <= 1e-2 && g <= 1e-2,
+        "tf32: logits {logits:.3e}, gradients {g:.3e}"
+    );
+}

@@ -327,6 +327,14 @@ impl Trainer {
         let mut grads = vec![0f32; self.model.layout.total];
         let mut evaluator = Evaluator::new(&self.ds, self.cfg.eval.seqs_per_task as usize);
         let mut batch = self.ds.train_batch(0);
+        let tf32 = self.cfg.train.precision == modicl_config::Precision::Tf32;
+        if tf32 && self.device == Device::Cpu {
+            return Err(TrainError::Config(modicl_config::ConfigError::invalid(
+                "train.precision",
+                "'tf32'",
+                "'f32' on the CPU ('tf32' needs --device cuda)",
+            )));
+        }
         let mut gpu = match self.device {
             Device::Cpu => None,
             Device::Cuda => Some(modicl_cuda::GpuModel::new(
@@ -338,6 +346,9 @@ impl Trainer {
                 self.ds.seq.input_len(),
             )?),
         };
+        if let Some(g) = gpu.as_ref() {
+            g.gpu.set_tf32(tf32)?;
+        }
         // A process killed between writing a checkpoint and pruning older ones left them.
         self.prune(self.step)?;
         obs.start(self);
@@ -435,7 +446,11 @@ impl Trainer {
             train_only_steps_per_s: run as f64 / step_time.max(1e-9),
             resumed_from: self.resumed_from,
             device: match gpu.as_ref() {
-                Some(g) => format!("cuda: {}", g.gpu.info),
+                Some(g) => format!(
+                    "cuda: {}, {}",
+                    g.gpu.info,
+                    self.cfg.train.precision.as_str()
+                ),
                 None => "cpu".into(),
             },
         };
