@@ -73,6 +73,73 @@ pub fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// What [`time_steps`] measured.
+struct Timed {
+    times: Vec<f64>,
+    ms: f64,
+    first: f32,
+    last: f32,
+}
+
+impl Timed {
+    /// The result for a model `cfg` on batches of `(rows, tokens)`, run on `device` (or the
+    /// CPU).
+    fn result(
+        self,
+        name: &str,
+        cfg: &ModelConfig,
+        (rows, t): (usize, usize),
+        device: Option<(String, f64)>,
+    ) -> BenchResult {
+        BenchResult {
+            model: name.to_string(),
+            threads: rayon::current_num_threads(),
+            ms_per_step: self.ms,
+            step_ms_all: self.times,
+            tokens_per_s: (rows * t) as f64 / (self.ms / 1e3),
+            gflops: step_flops(cfg, rows, t) / (self.ms / 1e3) / 1e9,
+            peak_rss_mb: peak_rss_mb(),
+            params: modicl_engine::ParamLayout::new(cfg).total,
+            loss_first: self.first,
+            loss_last: self.last,
+            device,
+        }
+    }
+}
+
+/// Runs `step` on the batches of steps 0, 1, ...: `warmup` untimed, then `steps` timed, calling
+/// `tick` after each. Returns the timed steps' milliseconds, their median, and the first and
+/// last step's loss.
+fn time_steps(
+    ds: &Dataset,
+    warmup: usize,
+    steps: usize,
+    tick: &dyn Fn(),
+    step: &mut dyn FnMut(&[u32]) -> anyhow::Result<f32>,
+) -> anyhow::Result<(Vec<f64>, f64, f32, f32)> {
+    let mut times = Vec::with_capacity(steps);
+    let (mut first, mut last) = (0.0, 0.0);
+    let mut batch = ds.train_batch(0);
+    for i in 0..warmup + steps {
+        ds.fill_train_batch(i as u64, &mut batch);
+        let start = Instant::now();
+        let loss = step(&batch.tokens)?;
+        let ms = start.elapsed().as_secs_f64() * 1e3;
+        if i == 0 {
+            first = loss;
+        }
+        last = loss;
+        if i >= warmup {
+            times.push(ms);
+        }
+        tick();
+    }
+    let mut sorted = times.clone();
+    sorted.sort_by(f64::total_cmp);
+    let ms = sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN);
+    Ok((times, ms, first, last))
+}
+
 /// Runs `warmup` untimed and `steps` timed training steps on real batches of the paper's data
 /// (8 tasks, p = 29), in the current rayon pool; `tick` is called after every step.
 pub fn run(
@@ -120,44 +187,22 @@ pub fn run_on_gpu(
     let info = gpu.info.to_string();
     let mut dev =
         modicl_cuda::GpuModel::new(gpu, &model, AdamWConfig::default(), None, batch_rows, t)?;
-    let mut times = Vec::with_capacity(steps);
-    let (mut first, mut last) = (0.0, 0.0);
-    let mut batch = ds.train_batch(0);
-    for i in 0..warmup + steps {
-        ds.fill_train_batch(i as u64, &mut batch);
-        let start = Instant::now();
-        let loss = dev.forward(&batch.tokens, s, &positions)?;
+    let (times, ms, first, last) = time_steps(ds, warmup, steps, tick, &mut |tokens| {
+        let loss = dev.forward(tokens, s, &positions)?;
         dev.backward()?;
         dev.update(1.5e-4)?;
         dev.gpu.sync()?;
-        let ms = start.elapsed().as_secs_f64() * 1e3;
-        if i == 0 {
-            first = loss.mean;
-        }
-        last = loss.mean;
-        if i >= warmup {
-            times.push(ms);
-        }
-        tick();
-    }
-    let mut sorted = times.clone();
-    sorted.sort_by(f64::total_cmp);
-    let ms = sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN);
+        Ok(loss.mean)
+    })?;
     let mib =
         modicl_cuda::GpuModel::bytes_needed(model_cfg, batch_rows, t) as f64 / (1 << 20) as f64;
-    Ok(BenchResult {
-        model: name.to_string(),
-        threads: rayon::current_num_threads(),
-        ms_per_step: ms,
-        step_ms_all: times,
-        tokens_per_s: (batch_rows * t) as f64 / (ms / 1e3),
-        gflops: step_flops(model_cfg, batch_rows, t) / (ms / 1e3) / 1e9,
-        peak_rss_mb: peak_rss_mb(),
-        params: model.layout.total,
-        loss_first: first,
-        loss_last: last,
-        device: Some((info, mib)),
-    })
+    let timed = Timed {
+        times,
+        ms,
+        first,
+        last,
+    };
+    Ok(timed.result(name, model_cfg, (batch_rows, t), Some((info, mib))))
 }
 
 /// Like [`run`], on any model and dataset (batches of the dataset's configured size): the
@@ -178,43 +223,17 @@ pub fn run_on(
     let mut grads = vec![0f32; model.layout.total];
     let mut opt = AdamW::new(AdamWConfig::default(), model.layout.total);
     let layout = model.layout.clone();
-    let mut times = Vec::with_capacity(steps);
-    let (mut first, mut last) = (0.0, 0.0);
-    let mut batch = ds.train_batch(0);
-    for i in 0..warmup + steps {
-        ds.fill_train_batch(i as u64, &mut batch);
-        let start = Instant::now();
-        let loss = model.forward(&mut ws, &batch.tokens, s, &positions, None)?;
+    let (times, ms, first, last) = time_steps(ds, warmup, steps, tick, &mut |tokens| {
+        let loss = model.forward(&mut ws, tokens, s, &positions, None)?;
         model.backward(&mut ws, &mut grads);
         opt.update(&mut model.params, &grads, &layout, 1.5e-4);
-        let ms = start.elapsed().as_secs_f64() * 1e3;
-        if i == 0 {
-            first = loss.mean;
-        }
-        last = loss.mean;
-        if i >= warmup {
-            times.push(ms);
-        }
-        tick();
-    }
-    let mut sorted = times.clone();
-    sorted.sort_by(f64::total_cmp);
-    let ms = if sorted.is_empty() {
-        f64::NAN
-    } else {
-        sorted[sorted.len() / 2]
+        Ok(loss.mean)
+    })?;
+    let timed = Timed {
+        times,
+        ms,
+        first,
+        last,
     };
-    Ok(BenchResult {
-        model: name.to_string(),
-        threads: rayon::current_num_threads(),
-        ms_per_step: ms,
-        step_ms_all: times,
-        tokens_per_s: (batch_rows * t) as f64 / (ms / 1e3),
-        gflops: step_flops(model_cfg, batch_rows, t) / (ms / 1e3) / 1e9,
-        peak_rss_mb: peak_rss_mb(),
-        params: layout.total,
-        loss_first: first,
-        loss_last: last,
-        device: None,
-    })
+    Ok(timed.result(name, model_cfg, (batch_rows, t), None))
 }

@@ -16,6 +16,24 @@ __device__ __forceinline__ float warp_max(float x) {
     return x;
 }
 
+// The (sequence b, head, position t) of warp w, warps numbered ((b * heads + head) * T + t), and
+// the row of its sequence's first token.
+struct Place {
+    int t, head, b, dh;
+    long long bh, row0;
+};
+
+__device__ __forceinline__ Place place_of(long long w, int T, int d, int heads) {
+    Place p;
+    p.t = (int)(w % T);
+    p.bh = w / T;
+    p.head = (int)(p.bh % heads);
+    p.b = (int)(p.bh / heads);
+    p.dh = d / heads;
+    p.row0 = (long long)p.b * T;
+    return p;
+}
+
 // Rotates the (2i, 2i+1) pairs of every q and k head by position t = row % seq, with the
 // tables cos/sin [seq, dh/2] computed on the host as the CPU engine computes them;
 // inverse = 1 rotates back (the backward pass). One thread per (row, pair).
@@ -41,12 +59,10 @@ extern "C" __global__ void attn_fwd(const float* qkv, float* att, float* z, int 
     int lane = threadIdx.x % 32;
     long long w = ((long long)blockIdx.x * blockDim.x + threadIdx.x) / 32;
     if (w >= (long long)B * heads * T) return;
-    int t = (int)(w % T);
-    long long bh = w / T;
-    int head = (int)(bh % heads), b = (int)(bh / heads);
-    int dh = d / heads;
+    const Place at = place_of(w, T, d, heads);
+    const int t = at.t, head = at.head, dh = at.dh;
+    const long long row0 = at.row0;
     float scale = 1.0f / sqrtf((float)dh);
-    long long row0 = (long long)b * T;
     const float* q = qkv + (row0 + t) * 3 * d + head * dh;
     float* p = att + w * T;
     float m = NEG_INF;
@@ -86,12 +102,10 @@ extern "C" __global__ void attn_bwd_q(const float* qkv, const float* att, const 
     int lane = threadIdx.x % 32;
     long long w = ((long long)blockIdx.x * blockDim.x + threadIdx.x) / 32;
     if (w >= (long long)B * heads * T) return;
-    int t = (int)(w % T);
-    long long bh = w / T;
-    int head = (int)(bh % heads), b = (int)(bh / heads);
-    int dh = d / heads;
+    const Place at = place_of(w, T, d, heads);
+    const int t = at.t, head = at.head, dh = at.dh;
+    const long long row0 = at.row0;
     float scale = 1.0f / sqrtf((float)dh);
-    long long row0 = (long long)b * T;
     const float* g = dz + (row0 + t) * d + head * dh;
     const float* p = att + w * T;
     float* s = ds + w * T;
@@ -124,12 +138,10 @@ extern "C" __global__ void attn_bwd_kv(const float* qkv, const float* att, const
     int lane = threadIdx.x % 32;
     long long w = ((long long)blockIdx.x * blockDim.x + threadIdx.x) / 32;
     if (w >= (long long)B * heads * T) return;
-    int k = (int)(w % T);
-    long long bh = w / T;
-    int head = (int)(bh % heads), b = (int)(bh / heads);
-    int dh = d / heads;
+    const Place at = place_of(w, T, d, heads);
+    const int k = at.t, head = at.head, dh = at.dh;
+    const long long row0 = at.row0, bh = at.bh;
     float scale = 1.0f / sqrtf((float)dh);
-    long long row0 = (long long)b * T;
     const float* p = att + bh * T * T;
     const float* s = ds + bh * T * T;
     float* dk = dqkv + (row0 + k) * 3 * d + d + head * dh;

@@ -199,6 +199,28 @@ impl Gpu {
         )
     }
 
+    /// Both gradients of `y = x · wᵀ`, overwriting them: `dw[dout, din] = dyᵀ · x` and
+    /// `dx[rows, din] = dy · w` (the CPU engine's `linear_bwd`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn linear_bwd<
+        DX: DevicePtrMut<f32>,
+        DW: DevicePtrMut<f32>,
+        D: DevicePtr<f32>,
+        X: DevicePtr<f32>,
+        W: DevicePtr<f32>,
+    >(
+        &self,
+        (dx, dw): (&mut DX, &mut DW),
+        dy: &D,
+        (x, w): (&X, &W),
+        rows: usize,
+        din: usize,
+        dout: usize,
+    ) -> Result<(), CudaError> {
+        self.linear_bwd_weight(dw, dy, x, rows, din, dout, false)?;
+        self.linear_bwd_input(dx, dy, w, rows, din, dout, false)
+    }
+
     /// Column-major `c = op_a(a) · op_b(b) (+ c)`, f32.
     fn gemm<A: DevicePtr<f32>, B: DevicePtr<f32>, C: DevicePtrMut<f32>>(
         &self,

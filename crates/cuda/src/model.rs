@@ -7,7 +7,7 @@
 //! result). Matrix products go through cuBLAS; the rest through the kernels of
 //! `crates/cuda/kernels`.
 
-use cudarc::driver::CudaSlice;
+use cudarc::driver::{CudaSlice, CudaView};
 use modicl_engine::params::{self, BlockOffsets};
 use modicl_engine::{Activation, AdamWConfig, Loss, Model, ModelConfig, ParamLayout};
 
@@ -354,19 +354,12 @@ impl GpuModel {
             let (before, after) = self.resid.split_at_mut(l + 1);
             let (x, out) = (&before[l], &mut after[0]);
             let a = &mut self.blocks[l];
-            launch!(
+            ln_fwd(
                 gpu,
-                "ln_fwd",
-                per_warp(n),
-                &mut a.ln1,
-                &mut a.ln1_mean,
-                &mut a.ln1_rstd,
+                (&mut a.ln1, &mut a.ln1_mean, &mut a.ln1_rstd),
                 x,
-                &w(off.ln1_w, d),
-                &w(off.ln1_b, d),
-                &ni,
-                &di,
-                &eps
+                (&w(off.ln1_w, d), &w(off.ln1_b, d)),
+                (n, d, eps),
             )?;
             gpu.linear(
                 &mut a.qkv,
@@ -414,19 +407,12 @@ impl GpuModel {
                 &a.attn_out,
                 &nd
             )?;
-            launch!(
+            ln_fwd(
                 gpu,
-                "ln_fwd",
-                per_warp(n),
-                &mut a.ln2,
-                &mut a.ln2_mean,
-                &mut a.ln2_rstd,
+                (&mut a.ln2, &mut a.ln2_mean, &mut a.ln2_rstd),
                 &a.mid,
-                &w(off.ln2_w, d),
-                &w(off.ln2_b, d),
-                &ni,
-                &di,
-                &eps
+                (&w(off.ln2_w, d), &w(off.ln2_b, d)),
+                (n, d, eps),
             )?;
             gpu.linear(&mut a.pre, &a.ln2, &w(off.fc, f * d), n, d, f, false)?;
             let nf = (n * f) as i64;
@@ -454,19 +440,12 @@ impl GpuModel {
             &sci,
             &di
         )?;
-        launch!(
+        ln_fwd(
             gpu,
-            "ln_fwd",
-            per_warp(sc),
-            &mut self.lnf,
-            &mut self.lnf_mean,
-            &mut self.lnf_rstd,
+            (&mut self.lnf, &mut self.lnf_mean, &mut self.lnf_rstd),
             &self.head_in,
-            &w(lay.lnf_w, d),
-            &w(lay.lnf_b, d),
-            &sci,
-            &di,
-            &eps
+            (&w(lay.lnf_w, d), &w(lay.lnf_b, d)),
+            (sc, d, eps),
         )?;
         gpu.linear(
             &mut self.logits,
@@ -538,38 +517,24 @@ impl GpuModel {
                 .map_err(|e| crate::gpu::driver("zeroing", e))?;
         }
         // Head and final LayerNorm at the scored rows.
-        gpu.linear_bwd_weight(
-            &mut grads.slice_mut(lay.head..lay.head + v * d),
+        gpu.linear_bwd(
+            (
+                &mut self.dln,
+                &mut grads.slice_mut(lay.head..lay.head + v * d),
+            ),
             &self.dlogits,
-            &self.lnf,
+            (&self.lnf, &w(lay.head, v * d)),
             sc,
             d,
             v,
-            false,
         )?;
-        gpu.linear_bwd_input(
-            &mut self.dln,
-            &self.dlogits,
-            &w(lay.head, v * d),
-            sc,
-            d,
-            v,
-            false,
-        )?;
-        let zero = 0i32;
-        launch!(
+        ln_bwd_dx(
             gpu,
-            "ln_bwd_dx",
-            per_warp(sc),
             &mut self.gmid,
-            &self.dln,
-            &self.head_in,
-            &self.lnf_mean,
-            &self.lnf_rstd,
+            (&self.dln, &self.head_in, &self.lnf_mean, &self.lnf_rstd),
             &w(lay.lnf_w, d),
-            &sci,
-            &di,
-            &zero
+            (sc, d),
+            false,
         )?;
         ln_weight_grads(
             gpu,
@@ -605,16 +570,14 @@ impl GpuModel {
                 proj,
             } = *off;
             // MLP: g is d resid_post.
-            gpu.linear_bwd_weight(
-                &mut grads.slice_mut(proj..proj + d * f),
+            gpu.linear_bwd(
+                (&mut self.dmlp, &mut grads.slice_mut(proj..proj + d * f)),
                 &self.g,
-                &a.post,
+                (&a.post, &w(proj, d * f)),
                 n,
                 f,
                 d,
-                false,
             )?;
-            gpu.linear_bwd_input(&mut self.dmlp, &self.g, &w(proj, d * f), n, f, d, false)?;
             let nf = (n * f) as i64;
             launch!(
                 gpu,
@@ -625,52 +588,32 @@ impl GpuModel {
                 &nf,
                 &act
             )?;
-            gpu.linear_bwd_weight(
-                &mut grads.slice_mut(fc..fc + f * d),
+            gpu.linear_bwd(
+                (&mut self.dln, &mut grads.slice_mut(fc..fc + f * d)),
                 &self.dmlp,
-                &a.ln2,
+                (&a.ln2, &w(fc, f * d)),
                 n,
                 d,
                 f,
-                false,
             )?;
-            gpu.linear_bwd_input(&mut self.dln, &self.dmlp, &w(fc, f * d), n, d, f, false)?;
             // gmid = g + ln_2's input gradient.
-            st.memcpy_dtod(&self.g, &mut self.gmid)
-                .map_err(|e| crate::gpu::driver("copy", e))?;
-            launch!(
+            ln_bwd_residual(
                 gpu,
-                "ln_bwd_dx",
-                per_warp(n),
-                &mut self.gmid,
-                &self.dln,
-                &a.mid,
-                &a.ln2_mean,
-                &a.ln2_rstd,
-                &w(ln2_w, d),
-                &ni,
-                &di,
-                &one
-            )?;
-            ln_weight_grads(
-                gpu,
-                grads,
-                (ln2_w, ln2_b),
+                (&mut self.gmid, &self.g),
                 (&self.dln, &a.mid, &a.ln2_mean, &a.ln2_rstd),
+                (grads, &w(ln2_w, d), (ln2_w, ln2_b)),
                 (n, d),
                 (&mut self.part_w, &mut self.part_b),
             )?;
             // Attention: gmid is d resid_mid.
-            gpu.linear_bwd_weight(
-                &mut grads.slice_mut(o..o + d * d),
+            gpu.linear_bwd(
+                (&mut self.dz, &mut grads.slice_mut(o..o + d * d)),
                 &self.gmid,
-                &a.z,
+                (&a.z, &w(o, d * d)),
                 n,
                 d,
                 d,
-                false,
             )?;
-            gpu.linear_bwd_input(&mut self.dz, &self.gmid, &w(o, d * d), n, d, d, false)?;
             launch!(
                 gpu,
                 "attn_bwd_q",
@@ -712,46 +655,20 @@ impl GpuModel {
                 &dh,
                 &one
             )?;
-            gpu.linear_bwd_weight(
-                &mut grads.slice_mut(qkv..qkv + 3 * d * d),
+            gpu.linear_bwd(
+                (&mut self.dln, &mut grads.slice_mut(qkv..qkv + 3 * d * d)),
                 &self.dqkv,
-                &a.ln1,
+                (&a.ln1, &w(qkv, 3 * d * d)),
                 n,
                 d,
                 3 * d,
-                false,
-            )?;
-            gpu.linear_bwd_input(
-                &mut self.dln,
-                &self.dqkv,
-                &w(qkv, 3 * d * d),
-                n,
-                d,
-                3 * d,
-                false,
             )?;
             // g = gmid + ln_1's input gradient.
-            st.memcpy_dtod(&self.gmid, &mut self.g)
-                .map_err(|e| crate::gpu::driver("copy", e))?;
-            launch!(
+            ln_bwd_residual(
                 gpu,
-                "ln_bwd_dx",
-                per_warp(n),
-                &mut self.g,
-                &self.dln,
-                &self.resid[l],
-                &a.ln1_mean,
-                &a.ln1_rstd,
-                &w(ln1_w, d),
-                &ni,
-                &di,
-                &one
-            )?;
-            ln_weight_grads(
-                gpu,
-                grads,
-                (ln1_w, ln1_b),
+                (&mut self.g, &self.gmid),
                 (&self.dln, &self.resid[l], &a.ln1_mean, &a.ln1_rstd),
+                (grads, &w(ln1_w, d), (ln1_w, ln1_b)),
                 (n, d),
                 (&mut self.part_w, &mut self.part_b),
             )?;
@@ -798,6 +715,79 @@ impl GpuModel {
             &bc2_sqrt
         )
     }
+}
+
+/// LayerNorm forward over `rows` rows of width `d`: the output, mean and 1/std.
+fn ln_fwd(
+    gpu: &Gpu,
+    (y, mean, rstd): (
+        &mut CudaSlice<f32>,
+        &mut CudaSlice<f32>,
+        &mut CudaSlice<f32>,
+    ),
+    x: &CudaSlice<f32>,
+    (w, b): (&CudaView<'_, f32>, &CudaView<'_, f32>),
+    (rows, d, eps): (usize, usize, f32),
+) -> Result<(), CudaError> {
+    let (ri, di) = (rows as i32, d as i32);
+    launch!(
+        gpu,
+        "ln_fwd",
+        per_warp(rows),
+        y,
+        mean,
+        rstd,
+        x,
+        w,
+        b,
+        &ri,
+        &di,
+        &eps
+    )
+}
+
+/// A LayerNorm's input gradient from its output gradient (`saved`: dy, x, mean, 1/std),
+/// written into `dx` or added to it.
+fn ln_bwd_dx(
+    gpu: &Gpu,
+    dx: &mut CudaSlice<f32>,
+    (dy, x, mean, rstd): Saved<'_>,
+    w: &CudaView<'_, f32>,
+    (rows, d): (usize, usize),
+    accumulate: bool,
+) -> Result<(), CudaError> {
+    let (ri, di, acc) = (rows as i32, d as i32, accumulate as i32);
+    launch!(
+        gpu,
+        "ln_bwd_dx",
+        per_warp(rows),
+        dx,
+        dy,
+        x,
+        mean,
+        rstd,
+        w,
+        &ri,
+        &di,
+        &acc
+    )
+}
+
+/// The backward pass of a LayerNorm inside a residual block: `out = residual + dx` (dx the
+/// LayerNorm's input gradient) and its weight and bias gradients at `offsets` of `grads`.
+fn ln_bwd_residual(
+    gpu: &Gpu,
+    (out, residual): (&mut CudaSlice<f32>, &CudaSlice<f32>),
+    saved: Saved<'_>,
+    (grads, w, offsets): (&mut CudaSlice<f32>, &CudaView<'_, f32>, (usize, usize)),
+    shape: (usize, usize),
+    parts: (&mut CudaSlice<f32>, &mut CudaSlice<f32>),
+) -> Result<(), CudaError> {
+    gpu.stream
+        .memcpy_dtod(residual, out)
+        .map_err(|e| crate::gpu::driver("copy", e))?;
+    ln_bwd_dx(gpu, out, saved, w, shape, true)?;
+    ln_weight_grads(gpu, grads, offsets, saved, shape, parts)
 }
 
 /// A LayerNorm's weight and bias gradients (overwritten) at `(w_off, b_off)` of `grads`, from

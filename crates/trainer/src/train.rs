@@ -386,15 +386,14 @@ impl Trainer {
             }
             self.step = s;
             let save_every = self.cfg.train.save_every;
-            let interrupted = stop.load(Ordering::SeqCst);
-            let saves = self.kept.contains(&s)
-                || (save_every > 0 && s.is_multiple_of(save_every))
-                || interrupted;
-            // The host copy of the weights and moments is what evaluations and checkpoints
-            // read: bring it up to date from the GPU when one of them comes.
-            if let Some(g) = gpu.as_ref().filter(|_| saves || self.evaluates(s)) {
-                self.model.params = g.params()?;
-                (self.opt.m, self.opt.v, self.opt.step) = g.moments()?;
+            let planned =
+                self.kept.contains(&s) || (save_every > 0 && s.is_multiple_of(save_every));
+            // The host copy of the weights and moments is what checkpoints (best_ood included)
+            // read: bring it up to date from the GPU when one of them may come.
+            let mut synced = false;
+            if let Some(g) = gpu.as_ref().filter(|_| planned || self.evaluates(s)) {
+                self.pull(g)?;
+                synced = true;
             }
             step_time += t0.elapsed().as_secs_f64();
             let acc = loss.correct as f64 / loss.count.max(1) as f64;
@@ -422,7 +421,12 @@ impl Trainer {
                 obs.eval(self.records.last().expect("just pushed"));
             }
             obs.step(s, lr, loss.mean, acc);
-            if saves {
+            // Read after the observer, which may raise it (Ctrl-C handlers, tests).
+            let interrupted = stop.load(Ordering::SeqCst);
+            if planned || interrupted {
+                if let Some(g) = gpu.as_ref().filter(|_| !synced) {
+                    self.pull(g)?;
+                }
                 self.checkpoint(s)?;
                 obs.checkpoint(s);
             }
@@ -458,6 +462,13 @@ impl Trainer {
         rundir::write_atomic(&self.dir.summary(), json.as_bytes())?;
         rundir::write_atomic(&self.dir.done(), b"")?;
         Ok(Outcome::Finished(Box::new(summary)))
+    }
+
+    /// Copies the weights and the AdamW state from the GPU into the host model and optimizer.
+    fn pull(&mut self, g: &modicl_cuda::GpuModel) -> Result<(), TrainError> {
+        self.model.params = g.params()?;
+        (self.opt.m, self.opt.v, self.opt.step) = g.moments()?;
+        Ok(())
     }
 
     /// The record of the best o.o.d.-test step so far.
