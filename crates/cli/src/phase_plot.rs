@@ -140,15 +140,18 @@ pub fn phase(a: &PhaseArgs) -> anyhow::Result<()> {
                 .map_or("sweep".into(), |n| n.to_string_lossy().into_owned())
         });
         let title = format!(
-            "{name}{suffix}: phase (pass >= {} on {which} accuracy; cell: o.o.d.-test accuracy)",
+            "{name}{suffix}: phase (pass {}, {which}; cell: o.o.d.-test acc.)",
             a.label.pass
         );
+        // Side by side up to 4 columns of cells; wider grids one map per row, so that 8 pt
+        // cell text fits its cell when the figure is a column wide.
+        let cols = if xs.len() > 4 { 1 } else { 2 };
         let plots = sd.root.join("plots");
         let mut written = heatmaps(
             &plots.join(format!("phase{suffix}")),
             &title,
             &[phase_map(Checkpoint::Last), phase_map(Checkpoint::BestOod)],
-            2,
+            cols,
         )?;
         for c in [Checkpoint::Last, Checkpoint::BestOod] {
             let maps: Vec<Heatmap> = SetName::EVAL
@@ -176,7 +179,7 @@ pub fn phase(a: &PhaseArgs) -> anyhow::Result<()> {
                 &plots.join(format!("{tag}{suffix}")),
                 &title,
                 &maps,
-                2,
+                cols,
             )?);
         }
         for p in written {
