@@ -51,7 +51,7 @@ const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,
 h1{font-size:1.5em}h2{font-size:1.2em;border-bottom:1px solid #ccc;margin-top:1.6em}\
 table{border-collapse:collapse;margin:8px 0;font-size:.9em}th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}\
 th{background:#f2f2f2;cursor:pointer}td.t,th.t{text-align:left}.scroll{overflow-x:auto}\
-figure{margin:12px 0}figure svg,figure img{width:100%;height:auto;display:block}figcaption{font-size:.85em;color:#555}\
+figure{margin:12px 0}figure svg,figure img{max-width:100%;height:auto;display:block}figcaption{font-size:.85em;color:#555}\
 .bad{color:#a00;font-weight:bold}.note{background:#fff7e0;border:1px solid #e6c200;padding:6px 10px}pre{background:#f7f7f7;padding:8px;overflow-x:auto;font-size:.85em}";
 
 /// The script: every figure has a size (recorded on `<body>` for checks); tables sort on a header

@@ -158,7 +158,7 @@ pub fn phase(a: &PhaseArgs) -> anyhow::Result<()> {
                 .iter()
                 .map(|&set| {
                     let mut h = base.clone();
-                    h.title = format!("{set} {which} accuracy (0 dark, 1 yellow)");
+                    h.title = format!("{set} {which} accuracy");
                     for r in &rows {
                         let (x, y) = at(r);
                         let (fill, text) = match acc_of(r, c, set) {
