@@ -19,6 +19,7 @@
 #   evaluator    the device evaluator's per-shot counts against the host's, and a short run's
 #                metrics on the GPU against the CPU's (the trainer's gpu test);
 #   train        `modicl train --preset paper-d4 --device cuda`, 200 steps at batch 1536;
+#   eval         `modicl eval --device cuda` of that run;
 #   curve        the training loss of the same 2 steps on the CPU and the GPU (within 1e-4);
 #   resume       resume after SIGKILL on the GPU is byte-identical to an uninterrupted run;
 #   torch        PyTorch's paper-d4 step: official model, bf16 autocast, SDPA, torch.compile;
@@ -114,6 +115,10 @@ except Exception as e:
     print("no summary:", e)
 PY
 )"
+
+# modicl eval on the GPU, of the run just trained.
+check eval 120 "$B/modicl" eval "$OUT/paper-d4" --device cuda --seqs-per-task 4 --json
+DETAIL[eval]+="; last-shot $(python3 -c 'import json,sys; t=open(sys.argv[1]).read(); d=json.loads(t[t.index("{"):t.rindex("}")+1]); print(" ".join("%s %.3f" % (s["set"], s["acc_last"]) for s in d["sets"]))' "$OUT/eval.log" 2>&1 | cut -c1-160)"
 
 # The same first 2 steps on the CPU and the GPU (paper-d4 at batch 384): training loss per step.
 curve() {

@@ -346,9 +346,8 @@ pub struct TrainArgs {
 /// Where the model runs.
 #[derive(Args, Clone, Copy)]
 pub struct DeviceArg {
-    /// 'cpu', or 'cuda' (GPU 0 through the CUDA backend, docs/engine.md: training steps on the
-    /// GPU, evaluations and checkpoints on the host; not yet for eval and bench). Without a
-    /// driver, NVRTC, cuBLAS or a GPU, a one-line error says which is missing.
+    /// 'cpu', or 'cuda' (GPU 0 through the CUDA backend, docs/engine.md). Without a driver,
+    /// NVRTC, cuBLAS or a GPU, a one-line error says which is missing.
     #[arg(long, value_enum, default_value_t = Device::Cpu)]
     pub device: Device,
 }
@@ -374,18 +373,6 @@ impl DeviceArg {
         match self.device {
             Device::Cpu => modicl_trainer::Device::Cpu,
             Device::Cuda => modicl_trainer::Device::Cuda,
-        }
-    }
-
-    /// For a command that cannot use the GPU yet: [`DeviceArg::check`]'s error, or one saying
-    /// so.
-    pub fn cpu_only(self, command: &str) -> anyhow::Result<()> {
-        match self.device {
-            Device::Cpu => Ok(()),
-            Device::Cuda => match modicl_cuda::not_yet(command) {
-                Ok(never) => match never {},
-                Err(e) => Err(e.into()),
-            },
         }
     }
 }

@@ -69,7 +69,7 @@ pub(crate) fn open(path: &Path, which: &str) -> anyhow::Result<Opened> {
 }
 
 pub fn eval(a: &EvalArgs) -> anyhow::Result<()> {
-    a.device.cpu_only("eval")?;
+    a.device.check()?;
     let Opened {
         run,
         ck,
@@ -80,12 +80,29 @@ pub fn eval(a: &EvalArgs) -> anyhow::Result<()> {
         ds,
     } = open(&a.path, &a.checkpoint)?;
     let per_task = a.seqs_per_task.unwrap_or(cfg.eval.seqs_per_task) as usize;
-    let sets = train_cmd::pool(a.threads)?.install(|| -> anyhow::Result<_> {
-        let mut ev = Evaluator::new(&ds, per_task);
-        let chunk = (cfg.task.batch as usize).clamp(1, 512);
-        let mut ws = modicl_engine::Workspace::new(&model.cfg, chunk, ds.seq.input_len());
-        Ok(ev.run(&model, &mut ws)?)
-    })?;
+    let sets = match a.device.device {
+        // On the GPU: chunks of the run's batch, per-shot counts copied back.
+        crate::args::Device::Cuda => {
+            let mut ev = Evaluator::new(&ds, per_task);
+            let mut dev = modicl_cuda::GpuModel::new(
+                modicl_cuda::Gpu::open()?,
+                &model,
+                modicl_engine::AdamWConfig::default(),
+                None,
+                cfg.task.batch as usize,
+                ds.seq.input_len(),
+            )?;
+            ev.run_gpu(&mut dev)?
+        }
+        crate::args::Device::Cpu => {
+            train_cmd::pool(a.threads)?.install(|| -> anyhow::Result<_> {
+                let mut ev = Evaluator::new(&ds, per_task);
+                let chunk = (cfg.task.batch as usize).clamp(1, 512);
+                let mut ws = modicl_engine::Workspace::new(&model.cfg, chunk, ds.seq.input_len());
+                Ok(ev.run(&model, &mut ws)?)
+            })?
+        }
+    };
     let out = a
         .out
         .clone()

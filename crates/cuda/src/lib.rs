@@ -94,8 +94,6 @@ pub enum CudaError {
         free: usize,
         device: String,
     },
-    #[error("--device cuda: found {device}, but `modicl {command}` cannot use the GPU yet (only `modicl train` can); use --device cpu")]
-    NotYet { device: String, command: String },
 }
 
 /// A CUDA library the backend loads.
@@ -284,16 +282,6 @@ impl std::fmt::Display for DeviceInfo {
             self.memory_bytes as f64 / (1u64 << 30) as f64
         )
     }
-}
-
-/// What `--device cuda` does for a command that cannot use the GPU yet: checks for everything
-/// a GPU run needs ([`open_device`]), then says so, naming the GPU it found.
-pub fn not_yet(command: &str) -> Result<std::convert::Infallible, CudaError> {
-    let dev = open_device()?;
-    Err(CudaError::NotYet {
-        device: dev.to_string(),
-        command: command.into(),
-    })
 }
 
 /// Opens GPU 0 after checking for the driver, NVRTC and cuBLAS, so that a machine without any
