@@ -73,7 +73,8 @@ pub fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-/// What [`time_steps`] measured.
+/// What [`time_steps`] measured: the timed steps' milliseconds, their median, and the first
+/// and last step's loss.
 struct Timed {
     times: Vec<f64>,
     ms: f64,
@@ -108,15 +109,14 @@ impl Timed {
 }
 
 /// Runs `step` on the batches of steps 0, 1, ...: `warmup` untimed, then `steps` timed, calling
-/// `tick` after each. Returns the timed steps' milliseconds, their median, and the first and
-/// last step's loss.
+/// `tick` after each.
 fn time_steps(
     ds: &Dataset,
     warmup: usize,
     steps: usize,
     tick: &dyn Fn(),
     step: &mut dyn FnMut(&[u32]) -> anyhow::Result<f32>,
-) -> anyhow::Result<(Vec<f64>, f64, f32, f32)> {
+) -> anyhow::Result<Timed> {
     let mut times = Vec::with_capacity(steps);
     let (mut first, mut last) = (0.0, 0.0);
     let mut batch = ds.train_batch(0);
@@ -137,7 +137,12 @@ fn time_steps(
     let mut sorted = times.clone();
     sorted.sort_by(f64::total_cmp);
     let ms = sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN);
-    Ok((times, ms, first, last))
+    Ok(Timed {
+        times,
+        ms,
+        first,
+        last,
+    })
 }
 
 /// Runs `warmup` untimed and `steps` timed training steps on real batches of the paper's data
@@ -148,14 +153,14 @@ pub fn run(
     steps: usize,
     tick: &dyn Fn(),
 ) -> anyhow::Result<BenchResult> {
-    let task = TaskConfig {
-        n_base: 2,
-        batch: spec.batch as u32,
-        examples: spec.examples as u32,
-        ..TaskConfig::default()
-    };
-    let ds = Dataset::build(&task)?;
-    run_on(spec.name, &spec.model, &ds, warmup, steps, tick)
+    run_on(
+        spec.name,
+        &spec.model,
+        &reference_data(spec)?,
+        warmup,
+        steps,
+        tick,
+    )
 }
 
 /// The dataset [`run`] times a reference size on.
@@ -187,7 +192,7 @@ pub fn run_on_gpu(
     let info = gpu.info.to_string();
     let mut dev =
         modicl_cuda::GpuModel::new(gpu, &model, AdamWConfig::default(), None, batch_rows, t)?;
-    let (times, ms, first, last) = time_steps(ds, warmup, steps, tick, &mut |tokens| {
+    let timed = time_steps(ds, warmup, steps, tick, &mut |tokens| {
         let loss = dev.forward(tokens, s, &positions)?;
         dev.backward()?;
         dev.update(1.5e-4)?;
@@ -196,12 +201,6 @@ pub fn run_on_gpu(
     })?;
     let mib =
         modicl_cuda::GpuModel::bytes_needed(model_cfg, batch_rows, t) as f64 / (1 << 20) as f64;
-    let timed = Timed {
-        times,
-        ms,
-        first,
-        last,
-    };
     Ok(timed.result(name, model_cfg, (batch_rows, t), Some((info, mib))))
 }
 
@@ -223,17 +222,11 @@ pub fn run_on(
     let mut grads = vec![0f32; model.layout.total];
     let mut opt = AdamW::new(AdamWConfig::default(), model.layout.total);
     let layout = model.layout.clone();
-    let (times, ms, first, last) = time_steps(ds, warmup, steps, tick, &mut |tokens| {
+    let timed = time_steps(ds, warmup, steps, tick, &mut |tokens| {
         let loss = model.forward(&mut ws, tokens, s, &positions, None)?;
         model.backward(&mut ws, &mut grads);
         opt.update(&mut model.params, &grads, &layout, 1.5e-4);
         Ok(loss.mean)
     })?;
-    let timed = Timed {
-        times,
-        ms,
-        first,
-        last,
-    };
     Ok(timed.result(name, model_cfg, (batch_rows, t), None))
 }

@@ -154,30 +154,25 @@ impl Evaluator {
         model: &Model,
         ws: &mut Workspace,
     ) -> Result<Vec<SetMetrics>, EngineError> {
+        let Evaluator {
+            sets,
+            positions,
+            shots,
+            spare,
+        } = self;
         let chunk = ws.batch;
-        let mut out = Vec::with_capacity(self.sets.len());
-        for (set, b) in &self.sets {
-            let mut m = SetMetrics::new(SetName::from(*set), self.shots);
-            let mut sum = 0.0;
-            let mut r0 = 0;
-            while r0 < b.rows {
-                let rows = chunk.min(b.rows - r0);
-                let tokens = &b.tokens[r0 * b.seq_len..(r0 + rows) * b.seq_len];
-                let w = if rows == chunk {
-                    &mut *ws
-                } else {
-                    self.spare
-                        .entry(rows)
-                        .or_insert_with(|| Workspace::new(&model.cfg, rows, b.seq_len - 1))
-                };
-                model.forward(w, tokens, b.seq_len, &self.positions, None)?;
-                m.add(&w.target_correct, &w.target_loss, &mut sum);
-                r0 += rows;
-            }
-            m.loss = sum / m.count.max(1) as f64;
-            out.push(m);
-        }
-        Ok(out)
+        by_chunks(sets, *shots, chunk, |b, tokens, rows, m, sum| {
+            let w = if rows == chunk {
+                &mut *ws
+            } else {
+                spare
+                    .entry(rows)
+                    .or_insert_with(|| Workspace::new(&model.cfg, rows, b.seq_len - 1))
+            };
+            model.forward(w, tokens, b.seq_len, positions, None)?;
+            m.add(&w.target_correct, &w.target_loss, sum);
+            Ok(())
+        })
     }
 
     /// As [`Evaluator::run`], on the GPU: chunks of at most the device model's batch, and per
@@ -187,25 +182,44 @@ impl Evaluator {
         &mut self,
         dev: &mut modicl_cuda::GpuModel,
     ) -> Result<Vec<SetMetrics>, modicl_cuda::CudaError> {
-        let chunk = dev.batch();
-        let mut out = Vec::with_capacity(self.sets.len());
-        for (set, b) in &self.sets {
-            let mut m = SetMetrics::new(SetName::from(*set), self.shots);
-            let mut sum = 0.0;
-            let mut r0 = 0;
-            while r0 < b.rows {
-                let rows = chunk.min(b.rows - r0);
-                let tokens = &b.tokens[r0 * b.seq_len..(r0 + rows) * b.seq_len];
-                dev.forward(tokens, b.seq_len, &self.positions)?;
-                let (correct, loss) = dev.shot_counts(self.positions.len())?;
-                m.add_counts(&correct, &loss, rows as u64, &mut sum);
-                r0 += rows;
-            }
-            m.loss = sum / m.count.max(1) as f64;
-            out.push(m);
-        }
-        Ok(out)
+        let positions = &self.positions;
+        by_chunks(
+            &self.sets,
+            self.shots,
+            dev.batch(),
+            |b, tokens, rows, m, sum| {
+                dev.forward(tokens, b.seq_len, positions)?;
+                let (correct, loss) = dev.shot_counts(positions.len())?;
+                m.add_counts(&correct, &loss, rows as u64, sum);
+                Ok(())
+            },
+        )
     }
+}
+
+/// The metrics of each set, from `eval` called on its sequences in chunks of at most `chunk`:
+/// (set's batch, the chunk's tokens, its sequences, the set's metrics, its loss sum).
+fn by_chunks<E>(
+    sets: &[(EvalSet, Batch)],
+    shots: usize,
+    chunk: usize,
+    mut eval: impl FnMut(&Batch, &[u32], usize, &mut SetMetrics, &mut f64) -> Result<(), E>,
+) -> Result<Vec<SetMetrics>, E> {
+    let mut out = Vec::with_capacity(sets.len());
+    for (set, b) in sets {
+        let mut m = SetMetrics::new(SetName::from(*set), shots);
+        let mut sum = 0.0;
+        let mut r0 = 0;
+        while r0 < b.rows {
+            let rows = chunk.min(b.rows - r0);
+            let tokens = &b.tokens[r0 * b.seq_len..(r0 + rows) * b.seq_len];
+            eval(b, tokens, rows, &mut m, &mut sum)?;
+            r0 += rows;
+        }
+        m.loss = sum / m.count.max(1) as f64;
+        out.push(m);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
