@@ -624,6 +624,11 @@ pub struct BenchArgs {
     /// Worker threads (default: all cores).
     #[arg(long, value_name = "T", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
+    /// Split each batch into N shards of sequences, one thread each, instead of the engine's
+    /// own choice (docs/engine.md, "Small models"); 1 times the unsplit batch, whose products
+    /// spread over the threads. CPU only. The engine's choice is what training uses.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub shards: Option<u32>,
     /// Print one JSON object (ms_per_step, tokens_per_s, gflops, peak_rss_mb, ...).
     #[arg(long)]
     pub json: bool,

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use modicl_data::{Dataset, TaskConfig};
 
-use modicl_engine::{step_flops, AdamW, AdamWConfig, Model, ModelConfig, Workspace};
+use modicl_engine::{step_flops, AdamW, AdamWConfig, Model, ModelConfig, Shards};
 
 /// A benchmark configuration.
 #[derive(Clone, Debug)]
@@ -58,6 +58,8 @@ pub struct BenchResult {
     pub loss_last: f32,
     /// On a GPU: the GPU, and the device memory the model and its buffers take (MiB).
     pub device: Option<(String, f64)>,
+    /// On the CPU: the shards each batch was split into.
+    pub shards: Option<usize>,
 }
 
 /// Peak resident memory of this process so far (Linux; 0 elsewhere).
@@ -104,6 +106,7 @@ impl Timed {
             loss_first: self.first,
             loss_last: self.last,
             device,
+            shards: None,
         }
     }
 }
@@ -149,18 +152,12 @@ fn time_steps(
 /// (8 tasks, p = 29), in the current rayon pool; `tick` is called after every step.
 pub fn run(
     spec: &BenchSpec,
-    warmup: usize,
-    steps: usize,
+    (warmup, steps): (usize, usize),
+    shards: Option<usize>,
     tick: &dyn Fn(),
 ) -> anyhow::Result<BenchResult> {
-    run_on(
-        spec.name,
-        &spec.model,
-        &reference_data(spec)?,
-        warmup,
-        steps,
-        tick,
-    )
+    let ds = reference_data(spec)?;
+    run_on(spec.name, &spec.model, &ds, (warmup, steps), shards, tick)
 }
 
 /// The dataset [`run`] times a reference size on.
@@ -205,28 +202,31 @@ pub fn run_on_gpu(
 }
 
 /// Like [`run`], on any model and dataset (batches of the dataset's configured size): the
-/// exact training step of a run's configuration.
+/// exact training step of a run's configuration, its batch in `shards` shards (the engine's
+/// plan when `None`).
 pub fn run_on(
     name: &str,
     model_cfg: &ModelConfig,
     ds: &Dataset,
-    warmup: usize,
-    steps: usize,
+    (warmup, steps): (usize, usize),
+    shards: Option<usize>,
     tick: &dyn Fn(),
 ) -> anyhow::Result<BenchResult> {
     let batch_rows = ds.config.batch as usize;
     let positions: Vec<usize> = ds.seq.target_positions().collect();
     let (s, t) = (ds.seq.seq_len(), ds.seq.input_len());
     let mut model = Model::new(model_cfg.clone(), 1)?;
-    let mut ws = Workspace::new(model_cfg, batch_rows, t);
+    let n = shards.unwrap_or_else(|| Shards::plan(model_cfg, batch_rows));
+    let mut shards = Shards::with_count(model_cfg, batch_rows, t, n);
     let mut grads = vec![0f32; model.layout.total];
     let mut opt = AdamW::new(AdamWConfig::default(), model.layout.total);
     let layout = model.layout.clone();
     let timed = time_steps(ds, warmup, steps, tick, &mut |tokens| {
-        let loss = model.forward(&mut ws, tokens, s, &positions, None)?;
-        model.backward(&mut ws, &mut grads);
+        let loss = shards.forward_backward(&model, tokens, s, &positions, &mut grads)?;
         opt.update(&mut model.params, &grads, &layout, 1.5e-4);
         Ok(loss.mean)
     })?;
-    Ok(timed.result(name, model_cfg, (batch_rows, t), None))
+    let mut r = timed.result(name, model_cfg, (batch_rows, t), None);
+    r.shards = Some(n);
+    Ok(r)
 }

@@ -9,6 +9,10 @@ use crate::args::BenchArgs;
 pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
     a.device.check()?;
     let on_gpu = a.device.device == crate::args::Device::Cuda;
+    if let Some(n) = a.shards.filter(|_| on_gpu) {
+        let e = modicl_config::ConfigError::invalid("--shards", n, "only with --device cpu");
+        return Err(e.into());
+    }
     let c = &a.cfg;
     let from_config =
         c.preset.is_some() || c.config.is_some() || !c.set.is_empty() || c.tasks.is_some();
@@ -54,16 +58,18 @@ pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
         };
         bench::run_on_gpu(&name, &spec.model, &ds, a.warmup as usize, steps, &tick)?
     } else {
+        let shards = a.shards.map(|n| n as usize);
+        let counts = (a.warmup as usize, steps);
         pool.install(|| match &ds {
             Some(ds) => bench::run_on(
                 &c.preset.clone().unwrap_or_else(|| "config".into()),
                 &spec.model,
                 ds,
-                a.warmup as usize,
-                steps,
+                counts,
+                shards,
                 &tick,
             ),
-            None => bench::run(&spec, a.warmup as usize, steps, &tick),
+            None => bench::run(&spec, counts, shards, &tick),
         })?
     };
     bar.finish_and_clear();
@@ -73,6 +79,7 @@ pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
             json!({
                 "model": r.model,
                 "threads": r.threads,
+                "shards": r.shards,
                 "ms_per_step": r.ms_per_step,
                 "step_ms_all": r.step_ms_all,
                 "tokens_per_s": r.tokens_per_s,
@@ -89,12 +96,14 @@ pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
         );
     } else {
         println!(
-            "{}: {} params, batch {} x {} tokens, {} threads\n  {:.1} ms/step (median of {}), {:.0} tokens/s, {:.1} GFLOP/s, peak RSS {:.0} MB",
+            "{}: {} params, batch {} x {} tokens, {} threads{}\n  {:.1} ms/step (median of {}), {:.0} tokens/s, {:.1} GFLOP/s, peak RSS {:.0} MB",
             r.model,
             r.params,
             spec.batch,
             3 * spec.examples - 1,
             r.threads,
+            r.shards
+                .map_or(String::new(), |n| format!(", {n} shard{}", if n == 1 { "" } else { "s" })),
             r.ms_per_step,
             r.step_ms_all.len(),
             r.tokens_per_s,

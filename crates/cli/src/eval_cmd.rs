@@ -98,7 +98,7 @@ pub fn eval(a: &EvalArgs) -> anyhow::Result<()> {
             train_cmd::pool(a.threads)?.install(|| -> anyhow::Result<_> {
                 let mut ev = Evaluator::new(&ds, per_task);
                 let chunk = (cfg.task.batch as usize).clamp(1, 512);
-                let mut ws = modicl_engine::Workspace::new(&model.cfg, chunk, ds.seq.input_len());
+                let mut ws = modicl_engine::Shards::new(&model.cfg, chunk, ds.seq.input_len());
                 Ok(ev.run(&model, &mut ws)?)
             })?
         }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use modicl_config::Config;
 use modicl_data::npy::{encode_f64, encode_i64};
 use modicl_data::{Dataset, EvalSet, Vectors};
-use modicl_engine::{Model, Workspace};
+use modicl_engine::{Model, Shards};
 use modicl_probes::figures::{self, ShotsPanel};
 use modicl_probes::kshot::{self, KshotSpec};
 use modicl_probes::noise::{self, Source};
@@ -224,7 +224,7 @@ fn shots(l: &Loaded, o: &ShotsOpts) -> anyhow::Result<Written> {
     let (ds, p) = (&l.ds, l.cfg.task.p);
     let k = ds.seq.examples;
     let mut ev = Evaluator::new(ds, per_task);
-    let mut ws = Workspace::new(&l.model.cfg, CHUNK, ds.seq.input_len());
+    let mut ws = Shards::new(&l.model.cfg, CHUNK, ds.seq.input_len());
     let sets = ev.run(&l.model, &mut ws)?;
     let curves = |inputs: &Vectors| {
         (

@@ -18,7 +18,7 @@ use rayon::prelude::*;
 
 use pulp::Simd;
 
-use crate::ops::AttnDims;
+use crate::ops::{AttnDims, Par};
 use crate::simd::{simd, SeqKernel};
 
 /// Scratch of the attention kernels per sequence: one head's keys (or values) transposed,
@@ -220,6 +220,7 @@ pub(crate) fn attention_fwd(
     z: &mut [f32],
     scratch: &mut [f32],
     dims: AttnDims,
+    par: Par,
 ) {
     let (t, d, h, per) = (dims.seq, dims.d_model, dims.heads, scratch_per_seq(dims));
     assert!(
@@ -232,6 +233,7 @@ pub(crate) fn attention_fwd(
     att.par_chunks_mut(h * t * t)
         .zip(z.par_chunks_mut(t * d))
         .zip(qkv.par_chunks(t * 3 * d).zip(scratch.par_chunks_mut(per)))
+        .with_min_len(par.min_len())
         .for_each(|((att, z), (qkv, scratch))| {
             simd(FwdSeq {
                 att,
@@ -268,14 +270,13 @@ impl SeqKernel for FwdSeq<'_> {
             let q = head * dh;
             scores(simd, s, qkv, q, scratch, dims);
             for (i, row) in s.chunks_exact_mut(t).enumerate() {
-                let m = row[..=i].iter().fold(f32::NEG_INFINITY, |a, &x| a.max(x)) * scale;
-                let mut sum = 0.0;
-                for x in &mut row[..=i] {
-                    *x = (*x * scale - m).exp();
-                    sum += *x;
+                let live = &mut row[..=i];
+                let m = crate::simd::max(simd, live) * scale;
+                for x in live.iter_mut() {
+                    *x = crate::simd::exp_neg(*x * scale - m);
                 }
-                let inv = 1.0 / sum;
-                row[..=i].iter_mut().for_each(|x| *x *= inv);
+                let inv = 1.0 / crate::simd::sum(simd, live);
+                live.iter_mut().for_each(|x| *x *= inv);
                 row[i + 1..].fill(0.0);
                 // z_i = Σ_j P[i, j]·v_j over this head's columns.
                 let v = Strided {
@@ -295,15 +296,16 @@ impl SeqKernel for FwdSeq<'_> {
 }
 
 /// Backward of [`attention_fwd`]: from dZ [N, d], the gradients of q, k (after RoPE) and v
-/// into `dqkv` [N, 3d] (overwritten), through dP and dS in `datt` [B, h, T, T].
+/// into `dqkv` [N, 3d] (overwritten), through dP and dS in `datt` [B, h, T, T]; `qkv` and
+/// `att` are what the forward pass kept.
 pub(crate) fn attention_bwd(
-    qkv: &[f32],
-    att: &[f32],
+    (qkv, att): (&[f32], &[f32]),
     dz: &[f32],
     datt: &mut [f32],
     dqkv: &mut [f32],
     scratch: &mut [f32],
     dims: AttnDims,
+    par: Par,
 ) {
     let (t, d, h, per) = (dims.seq, dims.d_model, dims.heads, scratch_per_seq(dims));
     assert!(
@@ -324,6 +326,7 @@ pub(crate) fn attention_bwd(
             att.par_chunks(h * t * t)
                 .zip(dz.par_chunks(t * d).zip(qkv.par_chunks(t * 3 * d))),
         )
+        .with_min_len(par.min_len())
         .for_each(|((datt, (dqkv, scratch)), (att, (dz, qkv)))| {
             simd(BwdSeq {
                 datt,
@@ -371,7 +374,7 @@ impl SeqKernel for BwdSeq<'_> {
             for (i, dr) in ds.chunks_exact_mut(t).enumerate() {
                 let (pr, dzi) = (&p[i * t..i * t + i + 1], &dz[i * d + q..i * d + q + dh]);
                 causal_row(simd, dr, dzi, vt, acc, i);
-                let dot_pd: f32 = dr[..=i].iter().zip(pr).map(|(x, p)| x * p).sum();
+                let dot_pd = crate::simd::dot(simd, &dr[..=i], pr);
                 for (x, &pij) in dr[..=i].iter_mut().zip(pr) {
                     *x = pij * (*x - dot_pd) * scale;
                 }

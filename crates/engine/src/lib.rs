@@ -4,6 +4,7 @@
 //! - [`params`]: the model's shape, the parameter layout under the official PyTorch state_dict
 //!   names (one flat buffer), initialisation and safetensors import/export;
 //! - [`model`]: forward (with opt-in activation recording, [`record`]), loss and backward;
+//! - [`shard`]: a batch split into shards of sequences run on one thread each (small models);
 //! - [`adamw`]: the optimizer, with PyTorch's semantics;
 //! - [`ops`]: the kernels (strided GEMM on the `gemm` crate, LayerNorm, RoPE, activations).
 //!
@@ -16,12 +17,14 @@ pub mod model;
 pub mod ops;
 pub mod params;
 pub mod record;
+pub mod shard;
 mod simd;
 
 pub use adamw::{AdamW, AdamWConfig};
 pub use model::{Loss, Model, Workspace};
 pub use params::{Activation, ModelConfig, ParamLayout, ParamSpec};
 pub use record::{Recorder, Tensor};
+pub use shard::Shards;
 
 /// Engine errors.
 #[derive(Debug, thiserror::Error)]

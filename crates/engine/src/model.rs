@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use crate::attention::{self, attention_bwd, attention_fwd, attention_scores};
 use crate::ops::{
-    self, AttnDims, LinearDims, LnParams, LnSaved, Mode, RopeTable, Rotation, Weight,
+    self, AttnDims, LinearDims, LnParams, LnSaved, Mode, Par, RopeTable, Rotation, Weight,
 };
 use crate::params::{self, ModelConfig, ParamLayout};
 use crate::record::Recorder;
@@ -63,6 +63,9 @@ pub struct Workspace {
     pub seq: usize,
     /// The configuration the buffers were sized for.
     cfg: ModelConfig,
+    /// Whether the kernels spread over the rayon pool or run on the calling thread (a shard of
+    /// a batch, see [`crate::Shards`]).
+    par: Par,
     /// cos/sin of RoPE [T, d_head/2].
     rope: RopeTable,
     /// `resid[l]` [N, d] enters block l; `resid[L]` leaves the last block.
@@ -116,7 +119,18 @@ pub struct Workspace {
 }
 
 impl Workspace {
+    /// The buffers of a batch whose kernels run on every thread of the current rayon pool.
     pub fn new(cfg: &ModelConfig, batch: usize, seq: usize) -> Workspace {
+        Workspace::with_par(cfg, batch, seq, Par::All)
+    }
+
+    /// The buffers of a batch whose kernels all run on the calling thread: for batches run in
+    /// parallel with each other ([`crate::Shards`]).
+    pub fn sequential(cfg: &ModelConfig, batch: usize, seq: usize) -> Workspace {
+        Workspace::with_par(cfg, batch, seq, Par::Seq)
+    }
+
+    fn with_par(cfg: &ModelConfig, batch: usize, seq: usize, par: Par) -> Workspace {
         let (n, d, f, v, h) = (batch * seq, cfg.d_model, cfg.d_mlp(), cfg.vocab, cfg.heads);
         let z = |len: usize| vec![0f32; len];
         let dims = AttnDims {
@@ -129,6 +143,7 @@ impl Workspace {
             batch,
             seq,
             cfg: cfg.clone(),
+            par,
             rope: RopeTable::new(&params::rope_freqs(cfg), seq),
             resid: (0..=cfg.layers).map(|_| z(n * d)).collect(),
             blocks: (0..cfg.layers)
@@ -191,6 +206,24 @@ pub struct Loss {
     pub count: usize,
     /// Scored positions whose argmax prediction (lowest index on ties) is the target.
     pub correct: usize,
+}
+
+impl Loss {
+    /// The loss of scored positions with these cross-entropies and argmax correctness: the
+    /// mean summed in f64, in order.
+    pub fn from_targets(loss: &[f32], correct: &[bool]) -> Loss {
+        let count = loss.len();
+        let total: f64 = loss.iter().map(|&x| x as f64).sum();
+        Loss {
+            mean: if count == 0 {
+                0.0
+            } else {
+                (total / count as f64) as f32
+            },
+            count,
+            correct: correct.iter().filter(|&&c| c).count(),
+        }
+    }
 }
 
 impl Model {
@@ -289,7 +322,7 @@ impl Model {
             )));
         }
         let (n, d, v) = (b * t, c.d_model, c.vocab);
-        let (dims, lin) = (ws.attn_dims(), Linears::new(c, n));
+        let (dims, lin, par) = (ws.attn_dims(), Linears::new(c, n), ws.par);
         let p = &self.params[..];
         let lay = &self.layout;
         let w = |off: usize| Weight { params: p, off };
@@ -313,6 +346,7 @@ impl Model {
         ws.resid[0]
             .par_chunks_mut(d)
             .zip(ws.tokens.par_iter())
+            .with_min_len(par.min_len())
             .for_each(|(row, &tok)| {
                 row.copy_from_slice(&wte[tok as usize * d..(tok as usize + 1) * d]);
             });
@@ -336,14 +370,23 @@ impl Model {
                 &mut a.ln1_rstd,
                 x,
                 ln(off.ln1_w, off.ln1_b),
+                par,
             );
-            ops::linear_fwd(&mut a.qkv, &a.ln1, w(off.qkv), lin.qkv, Mode::Overwrite);
-            ops::rope(&mut a.qkv, dims, &ws.rope, Rotation::Forward);
-            attention_fwd(&a.qkv, &mut a.att, &mut a.z, &mut ws.attn_scratch, dims);
+            let qkv = lin.qkv;
+            ops::linear_fwd(&mut a.qkv, &a.ln1, w(off.qkv), qkv, Mode::Overwrite, par);
+            ops::rope(&mut a.qkv, dims, &ws.rope, Rotation::Forward, par);
+            attention_fwd(
+                &a.qkv,
+                &mut a.att,
+                &mut a.z,
+                &mut ws.attn_scratch,
+                dims,
+                par,
+            );
             // The rows from here on: all of them, or the scored ones (`prune`).
             let (rows, f) = (if prune { sc } else { n }, c.d_mlp());
             let z_in = if prune {
-                gather_rows(&mut ws.sc_z[..sc * d], &a.z, &ws.targets, d);
+                gather_rows(&mut ws.sc_z[..sc * d], &a.z, &ws.targets, d, par);
                 &ws.sc_z[..sc * d]
             } else {
                 &a.z[..]
@@ -355,18 +398,20 @@ impl Model {
                 w(off.o),
                 lin.o.with_rows(rows),
                 Mode::Overwrite,
+                par,
             );
             if prune {
                 // mid = x + attn_out at the scored rows.
                 mid.par_chunks_mut(d)
                     .zip(attn_out.par_chunks(d).zip(ws.targets.par_iter()))
+                    .with_min_len(par.min_len())
                     .for_each(|(m, (o, &(r, _)))| {
                         for ((m, &x), &o) in m.iter_mut().zip(&x[r * d..(r + 1) * d]).zip(o) {
                             *m = x + o;
                         }
                     });
             } else {
-                ops::add(mid, x, attn_out);
+                ops::add(mid, x, attn_out, par);
             }
             // MLP.
             ops::layernorm_fwd(
@@ -375,11 +420,13 @@ impl Model {
                 &mut a.ln2_rstd[..rows],
                 mid,
                 ln(off.ln2_w, off.ln2_b),
+                par,
             );
             let (pre, post) = (&mut a.pre[..rows * f], &mut a.post[..rows * f]);
             let ln2 = &a.ln2[..rows * d];
-            ops::linear_fwd(pre, ln2, w(off.fc), lin.fc.with_rows(rows), Mode::Overwrite);
-            ops::act_fwd(post, pre, c.act);
+            let fc = lin.fc.with_rows(rows);
+            ops::linear_fwd(pre, ln2, w(off.fc), fc, Mode::Overwrite, par);
+            ops::act_fwd(post, pre, c.act, par);
             let out = &mut out[..rows * d];
             out.copy_from_slice(mid);
             ops::linear_fwd(
@@ -388,6 +435,7 @@ impl Model {
                 w(off.proj),
                 lin.proj.with_rows(rows),
                 Mode::Accumulate,
+                par,
             );
         }
         // Final LayerNorm and head at the scored rows only (a pruned last block left them in
@@ -396,7 +444,7 @@ impl Model {
         if ws.pruned {
             ws.head_in[..sc * d].copy_from_slice(&last[..sc * d]);
         } else {
-            gather_rows(&mut ws.head_in[..sc * d], last, &ws.targets, d);
+            gather_rows(&mut ws.head_in[..sc * d], last, &ws.targets, d, par);
         }
         ops::layernorm_fwd(
             &mut ws.lnf[..sc * d],
@@ -404,12 +452,14 @@ impl Model {
             &mut ws.lnf_rstd[..sc],
             &ws.head_in[..sc * d],
             ln(lay.lnf_w, lay.lnf_b),
+            par,
         );
         ops::rowwise_linear_fwd(
             &mut ws.logits[..sc * v],
             &ws.lnf[..sc * d],
             w(lay.head),
             lin.head.with_rows(sc),
+            par,
         );
 
         // Cross-entropy and argmax at the scored positions.
@@ -420,6 +470,7 @@ impl Model {
             .par_iter_mut()
             .zip(ws.target_correct.par_iter_mut())
             .zip(ws.targets.par_iter().zip(logits.par_chunks(v)))
+            .with_min_len(par.min_len())
             .for_each(|((loss, correct), (&(_, tgt), z))| {
                 let (mut best, mut arg) = (f32::NEG_INFINITY, 0);
                 for (i, &x) in z.iter().enumerate() {
@@ -432,17 +483,7 @@ impl Model {
                 *loss = best + sum.ln() - z[tgt as usize];
                 *correct = arg == tgt as usize;
             });
-        let count = ws.targets.len();
-        let total: f64 = ws.target_loss.iter().map(|&x| x as f64).sum();
-        let loss = Loss {
-            mean: if count == 0 {
-                0.0
-            } else {
-                (total / count as f64) as f32
-            },
-            count,
-            correct: ws.target_correct.iter().filter(|&&c| c).count(),
-        };
+        let loss = Loss::from_targets(&ws.target_loss, &ws.target_correct);
         if let Some(rec) = rec {
             self.record(ws, rec);
         }
@@ -452,10 +493,17 @@ impl Model {
     /// Gradients of the last forward pass's mean loss with respect to every parameter,
     /// written into `grads` (layout order).
     pub fn backward(&self, ws: &mut Workspace, grads: &mut [f32]) {
+        let scale = 1.0 / ws.targets.len().max(1) as f32;
+        self.backward_scaled(ws, grads, scale);
+    }
+
+    /// Gradients of `scale` times the last forward pass's summed loss: [`Model::backward`]
+    /// with the scale of a larger batch this one is a shard of ([`crate::Shards`]).
+    pub(crate) fn backward_scaled(&self, ws: &mut Workspace, grads: &mut [f32], scale: f32) {
         let c = &self.cfg;
         let (b, t) = (ws.batch, ws.seq);
         let (n, d, v) = (b * t, c.d_model, c.vocab);
-        let (dims, lin) = (ws.attn_dims(), Linears::new(c, n));
+        let (dims, lin, par) = (ws.attn_dims(), Linears::new(c, n), ws.par);
         let p = &self.params[..];
         let lay = &self.layout;
         let w = |off: usize| Weight { params: p, off };
@@ -474,12 +522,13 @@ impl Model {
             grads[lay.wte..lay.wte + v * d].fill(0.0);
         }
 
-        // d loss / d logits: (softmax − onehot) / count at the scored rows.
+        // d loss / d logits: (softmax − onehot)·scale at the scored rows.
         let sc = ws.targets.len();
-        let inv = 1.0 / sc.max(1) as f32;
+        let inv = scale;
         ws.dlogits[..sc * v]
             .par_chunks_mut(v)
             .zip(ws.logits.par_chunks(v).zip(ws.targets.par_iter()))
+            .with_min_len(par.min_len())
             .for_each(|(o, (z, &(_, tgt)))| {
                 let m = z.iter().fold(f32::NEG_INFINITY, |a, &x| a.max(x));
                 let sum: f32 = z.iter().map(|&x| (x - m).exp()).sum();
@@ -492,8 +541,8 @@ impl Model {
         // stream is zero at every other row.
         let head = lin.head.with_rows(sc);
         let (dlogits, lnf) = (&ws.dlogits[..sc * v], &ws.lnf[..sc * d]);
-        ops::linear_bwd_weight(grads, dlogits, lnf, lay.head, head);
-        ops::rowwise_linear_bwd_input(&mut ws.dln[..sc * d], dlogits, w(lay.head), head);
+        ops::linear_bwd_weight(grads, dlogits, lnf, lay.head, head, par);
+        ops::rowwise_linear_bwd_input(&mut ws.dln[..sc * d], dlogits, w(lay.head), head, par);
         let saved = LnSaved {
             x: &ws.head_in[..sc * d],
             mean: &ws.lnf_mean[..sc],
@@ -508,6 +557,7 @@ impl Model {
             &ws.dln[..sc * d],
             lnf_w,
             saved,
+            par,
         );
         if ws.pruned {
             ws.sc_g[..sc * d].copy_from_slice(&ws.gmid[..sc * d]);
@@ -529,10 +579,11 @@ impl Model {
             // MLP: g is d resid_post.
             let dmlp = &mut ws.dmlp[..rows * f];
             let proj = lin.proj.with_rows(rows);
-            ops::linear_bwd(dmlp, grads, g, &a.post[..rows * f], w(off.proj), proj);
-            ops::act_bwd(dmlp, &a.pre[..rows * f], c.act);
+            ops::linear_bwd(dmlp, grads, g, &a.post[..rows * f], w(off.proj), proj, par);
+            ops::act_bwd(dmlp, &a.pre[..rows * f], c.act, par);
             let (dln, ln2) = (&mut ws.dln[..rows * d], &a.ln2[..rows * d]);
-            ops::linear_bwd(dln, grads, dmlp, ln2, w(off.fc), lin.fc.with_rows(rows));
+            let fc = lin.fc.with_rows(rows);
+            ops::linear_bwd(dln, grads, dmlp, ln2, w(off.fc), fc, par);
             let saved = LnSaved {
                 x: &a.mid[..rows * d],
                 mean: &a.ln2_mean[..rows],
@@ -541,29 +592,31 @@ impl Model {
             let ln2_grads = ln_grads(grads, off.ln2_w, off.ln2_b, d);
             let ln2_w = &p[off.ln2_w..off.ln2_w + d];
             let gmid = &mut ws.gmid[..rows * d];
-            ops::layernorm_bwd(gmid, Some(g), ln2_grads, dln, ln2_w, saved);
+            ops::layernorm_bwd(gmid, Some(g), ln2_grads, dln, ln2_w, saved, par);
             // Attention: gmid is d resid_mid.
             if prune {
                 let dz_sc = &mut ws.dln[..sc * d];
-                ops::linear_bwd(dz_sc, grads, gmid, z, w(off.o), lin.o.with_rows(sc));
+                let o = lin.o.with_rows(sc);
+                ops::linear_bwd(dz_sc, grads, gmid, z, w(off.o), o, par);
                 scatter_rows(&mut ws.dz, dz_sc, &ws.targets, d);
                 // gmid, in target order, becomes d resid_mid at every row (in g, then swapped).
                 scatter_rows(&mut ws.g, &ws.gmid[..sc * d], &ws.targets, d);
                 std::mem::swap(&mut ws.g, &mut ws.gmid);
             } else {
-                ops::linear_bwd(&mut ws.dz, grads, gmid, z, w(off.o), lin.o);
+                ops::linear_bwd(&mut ws.dz, grads, gmid, z, w(off.o), lin.o, par);
             }
             attention_bwd(
-                &a.qkv,
-                &a.att,
+                (&a.qkv, &a.att),
                 &ws.dz,
                 &mut ws.datt,
                 &mut ws.dqkv,
                 &mut ws.attn_scratch,
                 dims,
+                par,
             );
-            ops::rope(&mut ws.dqkv, dims, &ws.rope, Rotation::Inverse);
-            ops::linear_bwd(&mut ws.dln, grads, &ws.dqkv, &a.ln1, w(off.qkv), lin.qkv);
+            ops::rope(&mut ws.dqkv, dims, &ws.rope, Rotation::Inverse, par);
+            let (dln, dqkv) = (&mut ws.dln, &ws.dqkv);
+            ops::linear_bwd(dln, grads, dqkv, &a.ln1, w(off.qkv), lin.qkv, par);
             let saved = LnSaved {
                 x: &ws.resid[l],
                 mean: &a.ln1_mean,
@@ -571,7 +624,8 @@ impl Model {
             };
             let ln1_grads = ln_grads(grads, off.ln1_w, off.ln1_b, d);
             let ln1_w = &p[off.ln1_w..off.ln1_w + d];
-            ops::layernorm_bwd(&mut ws.g, Some(&ws.gmid), ln1_grads, &ws.dln, ln1_w, saved);
+            let (g, gmid, dln) = (&mut ws.g, &ws.gmid, &ws.dln);
+            ops::layernorm_bwd(g, Some(gmid), ln1_grads, dln, ln1_w, saved, par);
         }
         // Embedding: scatter-add in row order (deterministic).
         let gw = &mut grads[lay.wte..lay.wte + v * d];
@@ -617,7 +671,7 @@ impl Model {
                     params: p,
                     off: off.qkv,
                 };
-                ops::linear_fwd(&mut unrotated, &a.ln1, w, lin.qkv, Mode::Overwrite);
+                ops::linear_fwd(&mut unrotated, &a.ln1, w, lin.qkv, Mode::Overwrite, ws.par);
                 rec.put(&hook("attn.hook_q"), &[b, t, h, dh], || {
                     columns(&unrotated, 0)
                 });
@@ -651,7 +705,7 @@ impl Model {
                     params: p,
                     off: off.proj,
                 };
-                ops::linear_fwd(&mut out, &a.post, w, lin.proj, Mode::Overwrite);
+                ops::linear_fwd(&mut out, &a.post, w, lin.proj, Mode::Overwrite, ws.par);
                 out
             });
             rec.put(&hook("hook_resid_post"), &[b, t, d], || {
@@ -670,7 +724,8 @@ impl Model {
                 b: &p[lay.lnf_b..lay.lnf_b + d],
                 eps: c.ln_eps,
             };
-            ops::layernorm_fwd(&mut lnf, &mut mean, &mut rstd, &ws.resid[c.layers], ln);
+            let last = &ws.resid[c.layers];
+            ops::layernorm_fwd(&mut lnf, &mut mean, &mut rstd, last, ln, ws.par);
             rec.put("ln_final.hook_scale", &[b, t, 1], || scale(&rstd));
             rec.put("logits", &[b, t, v], || {
                 let mut logits = vec![0f32; n * v];
@@ -678,7 +733,7 @@ impl Model {
                     params: p,
                     off: lay.head,
                 };
-                ops::rowwise_linear_fwd(&mut logits, &lnf, w, lin.head);
+                ops::rowwise_linear_fwd(&mut logits, &lnf, w, lin.head, ws.par);
                 logits
             });
             rec.put("ln_final.hook_normalized", &[b, t, d], || lnf);
@@ -724,9 +779,10 @@ fn prunable(sc: usize, d: usize) -> bool {
 }
 
 /// `out` [S, d] = the rows of `x` [N, d] that `targets` name, in target order.
-fn gather_rows(out: &mut [f32], x: &[f32], targets: &[(usize, u32)], d: usize) {
+fn gather_rows(out: &mut [f32], x: &[f32], targets: &[(usize, u32)], d: usize, par: Par) {
     out.par_chunks_mut(d)
         .zip(targets.par_iter())
+        .with_min_len(par.min_len())
         .for_each(|(row, &(r, _))| row.copy_from_slice(&x[r * d..(r + 1) * d]));
 }
 

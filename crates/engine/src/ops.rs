@@ -93,6 +93,25 @@ pub enum Par {
     All,
 }
 
+impl Par {
+    /// The smallest piece a parallel loop may be split into: the whole loop for [`Par::Seq`],
+    /// which so runs on the calling thread.
+    pub fn min_len(self) -> usize {
+        match self {
+            Par::Seq => usize::MAX,
+            Par::All => 1,
+        }
+    }
+
+    /// The threads a loop may spread over.
+    pub fn threads(self) -> usize {
+        match self {
+            Par::Seq => 1,
+            Par::All => rayon::current_num_threads().max(1),
+        }
+    }
+}
+
 /// C = A·B (or C += A·B), C an m×n block of `c`.
 ///
 /// Panics when any operand extends past its slice, or when C's rows overlap (`ld < n` with
@@ -135,7 +154,7 @@ pub fn gemm(dims: GemmDims, c: Out<'_>, a: View<'_>, b: View<'_>, mode: Mode, pa
     );
     let parallelism = match par {
         Par::Seq => gemm::Parallelism::None,
-        Par::All => gemm::Parallelism::Rayon(rayon::current_num_threads()),
+        Par::All => gemm::Parallelism::Rayon(par.threads()),
     };
     // SAFETY:
     // - bounds: C's elements are c.off + i·ld + j for i < m, j < n, all below c.data.len()
@@ -194,7 +213,7 @@ pub struct Weight<'a> {
 }
 
 /// y [rows × d_out] = x [rows × d_in] · Wᵀ, or y += x · Wᵀ.
-pub fn linear_fwd(y: &mut [f32], x: &[f32], w: Weight<'_>, dims: LinearDims, mode: Mode) {
+pub fn linear_fwd(y: &mut [f32], x: &[f32], w: Weight<'_>, dims: LinearDims, mode: Mode, par: Par) {
     let LinearDims { rows, d_in, d_out } = dims;
     gemm(
         GemmDims {
@@ -206,7 +225,7 @@ pub fn linear_fwd(y: &mut [f32], x: &[f32], w: Weight<'_>, dims: LinearDims, mod
         View::rm(x, 0, d_in),
         View::tr(w.params, w.off, d_in),
         mode,
-        Par::All,
+        par,
     );
 }
 
@@ -219,9 +238,10 @@ pub fn linear_bwd(
     x: &[f32],
     w: Weight<'_>,
     dims: LinearDims,
+    par: Par,
 ) {
     let LinearDims { rows, d_in, d_out } = dims;
-    linear_bwd_weight(grads, dy, x, w.off, dims);
+    linear_bwd_weight(grads, dy, x, w.off, dims, par);
     gemm(
         GemmDims {
             m: rows,
@@ -232,12 +252,19 @@ pub fn linear_bwd(
         View::rm(dy, 0, d_out),
         View::rm(w.params, w.off, d_in),
         Mode::Overwrite,
-        Par::All,
+        par,
     );
 }
 
 /// dW = dyᵀ·x of a linear layer, written into `grads` at offset `off`.
-pub fn linear_bwd_weight(grads: &mut [f32], dy: &[f32], x: &[f32], off: usize, dims: LinearDims) {
+pub fn linear_bwd_weight(
+    grads: &mut [f32],
+    dy: &[f32],
+    x: &[f32],
+    off: usize,
+    dims: LinearDims,
+    par: Par,
+) {
     let LinearDims { rows, d_in, d_out } = dims;
     gemm(
         GemmDims {
@@ -253,7 +280,7 @@ pub fn linear_bwd_weight(grads: &mut [f32], dy: &[f32], x: &[f32], off: usize, d
         View::tr(dy, 0, d_out),
         View::rm(x, 0, d_in),
         Mode::Overwrite,
-        Par::All,
+        par,
     );
 }
 
@@ -261,13 +288,14 @@ pub fn linear_bwd_weight(grads: &mut [f32], dy: &[f32], x: &[f32], off: usize, d
 /// result of a row does not depend on how many rows are computed together (the general
 /// product picks other kernels, which round differently, for small shapes). For the output
 /// head, which runs on the scored rows only, so on as few as k rows during evaluation.
-pub fn rowwise_linear_fwd(y: &mut [f32], x: &[f32], w: Weight<'_>, dims: LinearDims) {
+pub fn rowwise_linear_fwd(y: &mut [f32], x: &[f32], w: Weight<'_>, dims: LinearDims, par: Par) {
     let LinearDims { rows, d_in, d_out } = dims;
     let wm = &w.params[w.off..w.off + d_out * d_in];
-    let block = chunk_rows(rows);
+    let block = chunk_rows(rows, par);
     y[..rows * d_out]
         .par_chunks_mut(block * d_out)
         .zip(x[..rows * d_in].par_chunks(block * d_in))
+        .with_min_len(par.min_len())
         .for_each(|(y, x)| simd(RowsTimesWt { y, x, w: wm, d_in }));
 }
 
@@ -294,13 +322,20 @@ impl SeqKernel for RowsTimesWt<'_> {
 
 /// dx = dy·W row by row (the input gradient of [`rowwise_linear_fwd`]), each row a sum of
 /// weight rows in a fixed order.
-pub fn rowwise_linear_bwd_input(dx: &mut [f32], dy: &[f32], w: Weight<'_>, dims: LinearDims) {
+pub fn rowwise_linear_bwd_input(
+    dx: &mut [f32],
+    dy: &[f32],
+    w: Weight<'_>,
+    dims: LinearDims,
+    par: Par,
+) {
     let LinearDims { rows, d_in, d_out } = dims;
     let wm = &w.params[w.off..w.off + d_out * d_in];
-    let block = chunk_rows(rows);
+    let block = chunk_rows(rows, par);
     dx[..rows * d_in]
         .par_chunks_mut(block * d_in)
         .zip(dy[..rows * d_out].par_chunks(block * d_out))
+        .with_min_len(par.min_len())
         .for_each(|(dx, dy)| {
             simd(RowsTimesW {
                 dx,
@@ -341,8 +376,8 @@ impl SeqKernel for RowsTimesW<'_> {
 }
 
 /// Rows per parallel chunk for row-wise kernels.
-fn chunk_rows(n: usize) -> usize {
-    (n / (4 * rayon::current_num_threads().max(1))).clamp(1, 256)
+fn chunk_rows(n: usize, par: Par) -> usize {
+    (n / (4 * par.threads())).clamp(1, 256)
 }
 
 /// A LayerNorm's parameters: weight and bias `[d]`, and epsilon.
@@ -370,6 +405,7 @@ pub fn layernorm_fwd(
     rstd: &mut [f32],
     x: &[f32],
     ln: LnParams<'_>,
+    par: Par,
 ) {
     let d = ln.w.len();
     assert!(
@@ -377,10 +413,11 @@ pub fn layernorm_fwd(
         "layernorm_fwd: sizes"
     );
     assert_eq!(mean.len(), rstd.len(), "layernorm_fwd: sizes");
-    let rows = chunk_rows(mean.len());
+    let rows = chunk_rows(mean.len(), par);
     y.par_chunks_mut(rows * d)
         .zip(x.par_chunks(rows * d))
         .zip(mean.par_chunks_mut(rows).zip(rstd.par_chunks_mut(rows)))
+        .with_min_len(par.min_len())
         .for_each(|((y, x), (mean, rstd))| {
             simd(LnFwdRows {
                 y,
@@ -438,6 +475,7 @@ pub fn layernorm_bwd(
     dy: &[f32],
     w: &[f32],
     saved: LnSaved<'_>,
+    par: Par,
 ) {
     let LnSaved { x, mean, rstd } = saved;
     let d = w.len();
@@ -452,11 +490,12 @@ pub fn layernorm_bwd(
             && residual.is_none_or(|g| g.len() == x.len()),
         "layernorm_bwd: sizes"
     );
-    let rows = chunk_rows(mean.len());
+    let rows = chunk_rows(mean.len(), par);
     dx.par_chunks_mut(rows * d)
         .zip(dy.par_chunks(rows * d).zip(x.par_chunks(rows * d)))
         .zip(mean.par_chunks(rows).zip(rstd.par_chunks(rows)))
         .enumerate()
+        .with_min_len(par.min_len())
         .for_each(|(c, ((dx, (dy, x)), (mean, rstd)))| {
             let res = residual.map(|g| &g[c * rows * d..c * rows * d + dx.len()]);
             simd(LnBwdRows {
@@ -468,19 +507,23 @@ pub fn layernorm_bwd(
             })
         });
     // Parameter gradients: a sum over rows, in fixed row order per column block.
-    let cols = d.div_ceil(rayon::current_num_threads().max(1)).max(16);
+    let cols = d.div_ceil(par.threads()).max(16);
     dw.par_chunks_mut(cols)
         .zip(db.par_chunks_mut(cols))
         .enumerate()
+        .with_min_len(par.min_len())
         .for_each(|(c, (dw, db))| {
             let c0 = c * cols;
             dw.fill(0.0);
             db.fill(0.0);
-            for r in 0..mean.len() {
-                let (mu, rs) = (mean[r], rstd[r]);
-                for (j, (gw, gb)) in dw.iter_mut().zip(db.iter_mut()).enumerate() {
-                    let g = dy[r * d + c0 + j];
-                    *gw += g * (x[r * d + c0 + j] - mu) * rs;
+            for ((dyr, xr), (&mu, &rs)) in dy
+                .chunks_exact(d)
+                .zip(x.chunks_exact(d))
+                .zip(mean.iter().zip(rstd))
+            {
+                let (dyr, xr) = (&dyr[c0..c0 + dw.len()], &xr[c0..c0 + dw.len()]);
+                for (((gw, gb), &g), &x) in dw.iter_mut().zip(db.iter_mut()).zip(dyr).zip(xr) {
+                    *gw += g * (x - mu) * rs;
                     *gb += g;
                 }
             }
@@ -607,16 +650,17 @@ pub enum Rotation {
 
 /// Rotates interleaved pairs (2i, 2i+1) of every head of q and k in place, in a `[N, 3d]` qkv
 /// buffer (q, k, v column blocks; row n is position n mod seq); v is untouched.
-pub fn rope(qkv: &mut [f32], dims: AttnDims, table: &RopeTable, rot: Rotation) {
+pub fn rope(qkv: &mut [f32], dims: AttnDims, table: &RopeTable, rot: Rotation, par: Par) {
     let (d, dh) = (dims.d_model, dims.d_head());
     let half = dh / 2;
     assert!(
         qkv.len() == dims.rows() * 3 * d && table.seq == dims.seq && table.half == half,
         "rope: sizes"
     );
-    let rows = chunk_rows(dims.rows());
+    let rows = chunk_rows(dims.rows(), par);
     qkv.par_chunks_mut(rows * 3 * d)
         .enumerate()
+        .with_min_len(par.min_len())
         .for_each(|(c, block)| {
             for (r, row) in block.chunks_exact_mut(3 * d).enumerate() {
                 let t = (c * rows + r) % dims.seq;
@@ -642,48 +686,55 @@ pub fn rope(qkv: &mut [f32], dims: AttnDims, table: &RopeTable, rot: Rotation) {
 const GELU_C: f32 = 0.797_884_6; // sqrt(2/pi)
 
 /// post = act(pre), elementwise.
-pub fn act_fwd(post: &mut [f32], pre: &[f32], act: Activation) {
+pub fn act_fwd(post: &mut [f32], pre: &[f32], act: Activation, par: Par) {
     assert_eq!(post.len(), pre.len(), "act_fwd: sizes");
     post.par_chunks_mut(1 << 14)
         .zip(pre.par_chunks(1 << 14))
-        .for_each(|(y, x)| {
-            for (y, &x) in y.iter_mut().zip(x) {
-                *y = match act {
-                    Activation::GeluTanh => {
-                        0.5 * x * (1.0 + (GELU_C * (x + 0.044715 * x * x * x)).tanh())
-                    }
-                    Activation::Relu => x.max(0.0),
-                };
+        .with_min_len(par.min_len())
+        .for_each(|(y, x)| match act {
+            // One loop per activation, so that ReLU's compiles to vector instructions.
+            Activation::GeluTanh => {
+                for (y, &x) in y.iter_mut().zip(x) {
+                    *y = 0.5 * x * (1.0 + (GELU_C * (x + 0.044715 * x * x * x)).tanh());
+                }
+            }
+            Activation::Relu => {
+                for (y, &x) in y.iter_mut().zip(x) {
+                    *y = x.max(0.0);
+                }
             }
         });
 }
 
 /// d_pre = d_post · act'(pre), in place in `g`.
-pub fn act_bwd(g: &mut [f32], pre: &[f32], act: Activation) {
+pub fn act_bwd(g: &mut [f32], pre: &[f32], act: Activation, par: Par) {
     assert_eq!(g.len(), pre.len(), "act_bwd: sizes");
     g.par_chunks_mut(1 << 14)
         .zip(pre.par_chunks(1 << 14))
-        .for_each(|(g, x)| {
-            for (g, &x) in g.iter_mut().zip(x) {
-                *g *= match act {
-                    Activation::GeluTanh => {
-                        let u = GELU_C * (x + 0.044715 * x * x * x);
-                        let t = u.tanh();
-                        let du = GELU_C * (1.0 + 3.0 * 0.044715 * x * x);
-                        0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du
-                    }
-                    Activation::Relu if x > 0.0 => 1.0,
-                    Activation::Relu => 0.0,
-                };
+        .with_min_len(par.min_len())
+        .for_each(|(g, x)| match act {
+            Activation::GeluTanh => {
+                for (g, &x) in g.iter_mut().zip(x) {
+                    let u = GELU_C * (x + 0.044715 * x * x * x);
+                    let t = u.tanh();
+                    let du = GELU_C * (1.0 + 3.0 * 0.044715 * x * x);
+                    *g *= 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du;
+                }
+            }
+            Activation::Relu => {
+                for (g, &x) in g.iter_mut().zip(x) {
+                    *g = if x > 0.0 { *g } else { 0.0 };
+                }
             }
         });
 }
 
 /// out = a + b, elementwise.
-pub fn add(out: &mut [f32], a: &[f32], b: &[f32]) {
+pub fn add(out: &mut [f32], a: &[f32], b: &[f32], par: Par) {
     assert!(out.len() == a.len() && a.len() == b.len(), "add: sizes");
     out.par_chunks_mut(1 << 14)
         .zip(a.par_chunks(1 << 14).zip(b.par_chunks(1 << 14)))
+        .with_min_len(par.min_len())
         .for_each(|(o, (a, b))| {
             for ((o, a), b) in o.iter_mut().zip(a).zip(b) {
                 *o = a + b;

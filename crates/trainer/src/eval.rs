@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use modicl_data::{Batch, Dataset, EvalSet};
-use modicl_engine::{EngineError, Model, Workspace};
+use modicl_engine::{EngineError, Model, Shards};
 
 use crate::names::{Metric, SetName};
 
@@ -87,8 +87,8 @@ impl SetMetrics {
     }
 
     /// The metrics of the forward pass that `ws` holds (the training batch).
-    pub fn from_workspace(set: SetName, shots: usize, ws: &Workspace) -> SetMetrics {
-        SetMetrics::from_targets(set, shots, &ws.target_correct, &ws.target_loss)
+    pub fn from_shards(set: SetName, shots: usize, ws: &Shards) -> SetMetrics {
+        SetMetrics::from_targets(set, shots, ws.target_correct(), ws.target_loss())
     }
 
     /// Adds per-shot counts of `seqs` sequences: correct answers and summed loss per shot.
@@ -130,7 +130,7 @@ pub struct Evaluator {
     positions: Vec<usize>,
     shots: usize,
     /// Workspaces for chunks that do not fit the caller's, keyed by rows.
-    spare: HashMap<usize, Workspace>,
+    spare: HashMap<usize, Shards>,
 }
 
 impl Evaluator {
@@ -147,30 +147,26 @@ impl Evaluator {
         }
     }
 
-    /// Evaluates `model` on the four sets, in chunks of `ws.batch` rows (the last chunk of a
-    /// set in a workspace of its own, built once). `ws` is overwritten.
-    pub fn run(
-        &mut self,
-        model: &Model,
-        ws: &mut Workspace,
-    ) -> Result<Vec<SetMetrics>, EngineError> {
+    /// Evaluates `model` on the four sets, in chunks of `ws.batch()` rows (the last chunk of a
+    /// set in workspaces of its own, built once). `ws` is overwritten.
+    pub fn run(&mut self, model: &Model, ws: &mut Shards) -> Result<Vec<SetMetrics>, EngineError> {
         let Evaluator {
             sets,
             positions,
             shots,
             spare,
         } = self;
-        let chunk = ws.batch;
+        let chunk = ws.batch();
         by_chunks(sets, *shots, chunk, |b, tokens, rows, m, sum| {
             let w = if rows == chunk {
                 &mut *ws
             } else {
                 spare
                     .entry(rows)
-                    .or_insert_with(|| Workspace::new(&model.cfg, rows, b.seq_len - 1))
+                    .or_insert_with(|| Shards::new(&model.cfg, rows, b.seq_len - 1))
             };
-            model.forward(w, tokens, b.seq_len, positions, None)?;
-            m.add(&w.target_correct, &w.target_loss, sum);
+            w.forward(model, tokens, b.seq_len, positions)?;
+            m.add(w.target_correct(), w.target_loss(), sum);
             Ok(())
         })
     }

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use modicl_config::Config;
 use modicl_data::Dataset;
-use modicl_engine::{AdamW, Model, Workspace};
+use modicl_engine::{AdamW, Model, Shards};
 use serde::{Deserialize, Serialize};
 
 use crate::eval::{Evaluator, SetMetrics};
@@ -323,8 +323,7 @@ impl Trainer {
         let batch_rows = self.cfg.task.batch as usize;
         let positions: Vec<usize> = self.ds.seq.target_positions().collect();
         let (seq_len, shots) = (self.ds.seq.seq_len(), self.ds.seq.examples);
-        let mut ws = Workspace::new(&self.model.cfg, batch_rows, self.ds.seq.input_len());
-        let mut grads = vec![0f32; self.model.layout.total];
+        let input_len = self.ds.seq.input_len();
         let mut evaluator = Evaluator::new(&self.ds, self.cfg.eval.seqs_per_task as usize);
         let mut batch = self.ds.train_batch(0);
         let tf32 = self.cfg.train.precision == modicl_config::Precision::Tf32;
@@ -335,18 +334,21 @@ impl Trainer {
                 "'f32' on the CPU ('tf32' needs --device cuda)",
             )));
         }
-        let mut gpu = match self.device {
-            Device::Cpu => None,
-            Device::Cuda => Some(modicl_cuda::GpuModel::new(
+        let mut backend = match self.device {
+            Device::Cpu => Backend::Host {
+                shards: Shards::new(&self.model.cfg, batch_rows, input_len),
+                grads: vec![0f32; self.model.layout.total],
+            },
+            Device::Cuda => Backend::Gpu(Box::new(modicl_cuda::GpuModel::new(
                 modicl_cuda::Gpu::open_cached(Some(&self.dir.root.join("cuda-cache")))?,
                 &self.model,
                 self.opt.cfg,
                 Some((&self.opt.m, &self.opt.v, self.opt.step)),
                 batch_rows,
-                self.ds.seq.input_len(),
-            )?),
+                input_len,
+            )?)),
         };
-        if let Some(g) = gpu.as_ref() {
+        if let Backend::Gpu(g) = &backend {
             g.gpu.set_tf32(tf32)?;
         }
         // A process killed between writing a checkpoint and pruning older ones left them.
@@ -363,25 +365,25 @@ impl Trainer {
             // The batch of step s is a pure function of (data_seed, s − 1).
             self.ds.fill_train_batch(s - 1, &mut batch);
             let lr = lr_at(s, lr_peak, steps, warmup);
-            let loss = match gpu.as_mut() {
-                Some(g) => g.forward(&batch.tokens, seq_len, &positions)?,
-                None => self
-                    .model
-                    .forward(&mut ws, &batch.tokens, seq_len, &positions, None)?,
+            let loss = match &mut backend {
+                Backend::Gpu(g) => g.forward(&batch.tokens, seq_len, &positions)?,
+                Backend::Host { shards, grads } => {
+                    let tokens = &batch.tokens;
+                    shards.forward_backward(&self.model, tokens, seq_len, &positions, grads)?
+                }
             };
             if !loss.mean.is_finite() {
                 return Err(self.non_finite(s, format!("the training loss is {}", loss.mean)));
             }
-            match gpu.as_mut() {
-                Some(g) => {
+            match &mut backend {
+                Backend::Gpu(g) => {
                     g.backward()?;
                     g.update(lr as f32)?;
                 }
-                None => {
-                    self.model.backward(&mut ws, &mut grads);
+                Backend::Host { grads, .. } => {
                     let layout = &self.model.layout;
                     self.opt
-                        .update(&mut self.model.params, &grads, layout, lr as f32);
+                        .update(&mut self.model.params, grads, layout, lr as f32);
                 }
             }
             self.step = s;
@@ -391,27 +393,32 @@ impl Trainer {
             // The host copy of the weights and moments is what checkpoints (best_ood included)
             // read: bring it up to date from the GPU when one of them may come.
             let mut synced = false;
-            if let Some(g) = gpu.as_ref().filter(|_| planned || self.evaluates(s)) {
-                self.pull(g)?;
-                synced = true;
+            if let Backend::Gpu(g) = &backend {
+                if planned || self.evaluates(s) {
+                    self.pull(g)?;
+                    synced = true;
+                }
             }
             step_time += t0.elapsed().as_secs_f64();
             let acc = loss.correct as f64 / loss.count.max(1) as f64;
             if self.evaluates(s) {
                 // Training-batch metrics come from this step's forward pass (pre-update
                 // weights), as the official code's; the four sets see the updated weights.
-                let train = match gpu.as_ref() {
-                    Some(g) => {
+                let sets = match &mut backend {
+                    Backend::Gpu(g) => {
                         let (correct, loss) = g.target_stats()?;
-                        SetMetrics::from_targets(SetName::TrainBatch, shots, &correct, &loss)
+                        let name = SetName::TrainBatch;
+                        let mut sets = vec![SetMetrics::from_targets(name, shots, &correct, &loss)];
+                        sets.extend(evaluator.run_gpu(g)?);
+                        sets
                     }
-                    None => SetMetrics::from_workspace(SetName::TrainBatch, shots, &ws),
+                    Backend::Host { shards, .. } => {
+                        let mut sets =
+                            vec![SetMetrics::from_shards(SetName::TrainBatch, shots, shards)];
+                        sets.extend(evaluator.run(&self.model, shards)?);
+                        sets
+                    }
                 };
-                let mut sets = vec![train];
-                match gpu.as_mut() {
-                    Some(g) => sets.extend(evaluator.run_gpu(g)?),
-                    None => sets.extend(evaluator.run(&self.model, &mut ws)?),
-                }
                 let record = Record { step: s, lr, sets };
                 self.records.push(record);
                 self.write_metrics()?;
@@ -424,8 +431,10 @@ impl Trainer {
             // Read after the observer, which may raise it (Ctrl-C handlers, tests).
             let interrupted = stop.load(Ordering::SeqCst);
             if planned || interrupted {
-                if let Some(g) = gpu.as_ref().filter(|_| !synced) {
-                    self.pull(g)?;
+                if let Backend::Gpu(g) = &backend {
+                    if !synced {
+                        self.pull(g)?;
+                    }
                 }
                 self.checkpoint(s)?;
                 obs.checkpoint(s);
@@ -449,13 +458,13 @@ impl Trainer {
             steps_per_s: run as f64 / wall.max(1e-9),
             train_only_steps_per_s: run as f64 / step_time.max(1e-9),
             resumed_from: self.resumed_from,
-            device: match gpu.as_ref() {
-                Some(g) => format!(
+            device: match &backend {
+                Backend::Gpu(g) => format!(
                     "cuda: {}, {}",
                     g.gpu.info,
                     self.cfg.train.precision.as_str()
                 ),
-                None => "cpu".into(),
+                Backend::Host { .. } => "cpu".into(),
             },
         };
         let json = serde_json::to_string_pretty(&summary).expect("summary serialises") + "\n";
@@ -601,4 +610,11 @@ fn clean_temporaries(dir: &RunDir) {
             }
         }
     }
+}
+
+/// What runs a run's steps: the CPU engine (a batch in shards, and the gradient) or the GPU
+/// backend, which keeps its own buffers.
+enum Backend {
+    Host { shards: Shards, grads: Vec<f32> },
+    Gpu(Box<modicl_cuda::GpuModel>),
 }

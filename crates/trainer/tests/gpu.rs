@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 
 use common::tiny;
 use modicl_data::Dataset;
-use modicl_engine::{AdamWConfig, Model, Workspace};
+use modicl_engine::{AdamWConfig, Model, Shards};
 use modicl_trainer::{model_config, Device, Evaluator, Observer, RunDir, Trainer};
 
 struct Quiet;
@@ -50,7 +50,7 @@ fn the_device_evaluator_counts_as_the_host_one() {
         t,
     )
     .unwrap();
-    let mut ws = Workspace::new(&model.cfg, 5, t);
+    let mut ws = Shards::new(&model.cfg, 5, t);
     let mut ev = Evaluator::new(&ds, 3);
     let host = ev.run(&model, &mut ws).unwrap();
     let device = ev.run_gpu(&mut dev).unwrap();
