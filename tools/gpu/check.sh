@@ -15,6 +15,7 @@
 #   parity       the CUDA engine against the CPU engine on random weights, f32: logits, every
 #                gradient tensor, 5 AdamW steps, each ||gpu - cpu|| / ||cpu|| <= 1e-5;
 #   tf32         train.precision = tf32 against the f32 CPU engine, within 1e-2;
+#   bf16         train.precision = bf16 (bf16 operands, f32 accumulation) against it, within 5e-2;
 #   determinism  the same steps twice give the same bytes on the GPU;
 #   evaluator    the device evaluator's per-shot counts against the host's, and a short run's
 #                metrics on the GPU against the CPU's (the trainer's gpu test);
@@ -23,8 +24,9 @@
 #   curve        the training loss of the same 2 steps on the CPU and the GPU (within 1e-4);
 #   resume       resume after SIGKILL on the GPU is byte-identical to an uninterrupted run;
 #   torch        PyTorch's paper-d4 step: official model, bf16 autocast, SDPA, torch.compile;
-#   bench        `modicl bench --device cuda --preset paper-d4`;
-#   speed        modicl's step over PyTorch's (same card, same script) and device memory.
+#   bench        `modicl bench --device cuda --preset paper-d4` (f32);
+#   bench-bf16   the same with train.precision = bf16, the official runs' arithmetic;
+#   speed        modicl's bf16 step over PyTorch's (same card, same script) and device memory.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 B=${BUNDLE:-target/gpu-bundle}
@@ -89,6 +91,10 @@ DETAIL[parity]+="; $(grep -c '^PARITY' "$OUT/parity.log") comparisons; worst: ${
 check tf32 120 env MODICL_REQUIRE_GPU=1 "$B/gpu_parity" --nocapture --test-threads 1 \
   tf32_stays_within_its_stated_tolerance
 DETAIL[tf32]+="; $(grep -m1 '^TF32' "$OUT/tf32.log")"
+
+check bf16 120 env MODICL_REQUIRE_GPU=1 "$B/gpu_parity" --nocapture --test-threads 1 \
+  bf16_stays_within_its_stated_tolerance
+DETAIL[bf16]+="; $(grep -m1 '^BF16' "$OUT/bf16.log")"
 
 check determinism 120 env MODICL_REQUIRE_GPU=1 "$B/gpu_parity" --nocapture --test-threads 1 \
   the_same_steps_give_the_same_bytes_on_the_gpu
@@ -175,16 +181,20 @@ DETAIL[torch]+="; $(tail -n 1 "$OUT/torch.log" | cut -c1-200)"
 check bench 300 "$B/modicl" bench --device cuda --preset paper-d4 --steps 10 --json
 DETAIL[bench]+="; $(tail -n 1 "$OUT/bench.log" | cut -c1-200)"
 
+check bench-bf16 300 "$B/modicl" bench --device cuda --preset paper-d4 --steps 10 --json \
+  --set train.precision=bf16
+DETAIL[bench-bf16]+="; $(tail -n 1 "$OUT/bench-bf16.log" | cut -c1-200)"
+
 # modicl's step against PyTorch's, same card (ratio > 1: modicl is slower), and device memory.
-if [[ " ${ORDER[*]} " == *" torch "* && " ${ORDER[*]} " == *" bench "* ]]; then
+if [[ " ${ORDER[*]} " == *" torch "* && " ${ORDER[*]} " == *" bench-bf16 "* ]]; then
   ORDER+=(speed)
   DETAIL[speed]=$(python3 - "$OUT" <<'PY' 2>&1
 import json, sys
 o = sys.argv[1]
 last = lambda f: json.loads(open(f"{o}/{f}.log").read().strip().splitlines()[-1])
 try:
-    t, m = last("torch"), last("bench")
-    print("modicl %.1f ms/step (%.1f TFLOP/s, %.2f GiB) vs PyTorch %.1f ms/step (%.2f GiB peak): ratio %.2f; 200k steps would take %.1f h" % (
+    t, m = last("torch"), last("bench-bf16")
+    print("modicl bf16 %.1f ms/step (%.1f TFLOP/s, %.2f GiB) vs PyTorch %.1f ms/step (%.2f GiB peak): ratio %.2f; 200k steps would take %.1f h" % (
         m["ms_per_step"], m["tflops"], m["device_mem_mb"] / 1024, t["ms_per_step"], t["peak_mem_gib"],
         m["ms_per_step"] / t["ms_per_step"], m["ms_per_step"] * 2e5 / 3.6e6))
 except Exception as e:

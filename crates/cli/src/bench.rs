@@ -175,7 +175,7 @@ pub fn reference_data(spec: &BenchSpec) -> anyhow::Result<Dataset> {
 /// step ends with the loss copied back, so the times include the whole step.
 pub fn run_on_gpu(
     name: &str,
-    model_cfg: &ModelConfig,
+    (model_cfg, precision): (&ModelConfig, modicl_cuda::Precision),
     ds: &Dataset,
     warmup: usize,
     steps: usize,
@@ -186,7 +186,8 @@ pub fn run_on_gpu(
     let (s, t) = (ds.seq.seq_len(), ds.seq.input_len());
     let model = Model::new(model_cfg.clone(), 1)?;
     let gpu = modicl_cuda::Gpu::open()?;
-    let info = gpu.info.to_string();
+    gpu.set_precision(precision)?;
+    let info = format!("{}, {}", gpu.info, precision.as_str());
     let mut dev =
         modicl_cuda::GpuModel::new(gpu, &model, AdamWConfig::default(), None, batch_rows, t)?;
     let timed = time_steps(ds, warmup, steps, tick, &mut |tokens| {
@@ -196,8 +197,8 @@ pub fn run_on_gpu(
         dev.gpu.sync()?;
         Ok(loss.mean)
     })?;
-    let mib =
-        modicl_cuda::GpuModel::bytes_needed(model_cfg, batch_rows, t) as f64 / (1 << 20) as f64;
+    let mib = modicl_cuda::GpuModel::bytes_needed(model_cfg, batch_rows, t, precision) as f64
+        / (1 << 20) as f64;
     Ok(timed.result(name, model_cfg, (batch_rows, t), Some((info, mib))))
 }
 

@@ -17,8 +17,17 @@ pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
     let from_config =
         c.preset.is_some() || c.config.is_some() || !c.set.is_empty() || c.tasks.is_some();
     // A run's exact step (its model, batch and data), or one of the reference sizes.
+    let mut precision = modicl_cuda::Precision::F32;
     let (spec, ds) = if from_config {
         let cfg = c.resolve()?;
+        precision = modicl_trainer::gpu_precision(cfg.train.precision);
+        if precision != modicl_cuda::Precision::F32 && !on_gpu {
+            let value = format!("'{}'", cfg.train.precision.as_str());
+            let allowed = "'f32' on the CPU ('tf32' and 'bf16' need --device cuda)";
+            return Err(
+                modicl_config::ConfigError::invalid("train.precision", value, allowed).into(),
+            );
+        }
         let ds = modicl_data::Dataset::build(&cfg.task)?;
         let spec = BenchSpec {
             name: "config",
@@ -56,7 +65,8 @@ pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
             Some(ds) => ds,
             None => bench::reference_data(&spec)?,
         };
-        bench::run_on_gpu(&name, &spec.model, &ds, a.warmup as usize, steps, &tick)?
+        let model = (&spec.model, precision);
+        bench::run_on_gpu(&name, model, &ds, a.warmup as usize, steps, &tick)?
     } else {
         let shards = a.shards.map(|n| n as usize);
         let counts = (a.warmup as usize, steps);

@@ -43,7 +43,7 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
                 return Err(modicl_config::ConfigError::invalid(
                     "train.precision",
                     format!("'{}'", cfg.train.precision.as_str()),
-                    "'f32' on the CPU ('tf32' needs --device cuda)",
+                    "'f32' on the CPU ('tf32' and 'bf16' need --device cuda)",
                 )
                 .into());
             }

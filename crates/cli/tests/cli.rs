@@ -575,6 +575,29 @@ fn bench_reports_the_documented_json_keys() {
 }
 
 #[test]
+fn bench_times_the_engines_shards_or_the_ones_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = |extra: &[&'static str]| {
+        let mut a = vec![
+            "bench", "--preset", "cpu", "--steps", "1", "--warmup", "0", "--json",
+        ];
+        a.extend_from_slice(extra);
+        a
+    };
+    // The cpu preset (d 64, batch 128) trains in 8 shards; --shards 1 times the unsplit batch.
+    assert_eq!(json(dir.path(), &args(&[]))["shards"], 8);
+    let one = json(dir.path(), &args(&["--shards", "1"]));
+    assert_eq!(one["shards"], 1);
+    // The first step's loss is the forward pass of the same weights: the same bits either way.
+    assert_eq!(
+        one["loss_first"],
+        json(dir.path(), &args(&[]))["loss_first"]
+    );
+    let o = modicl(dir.path(), &args(&["--shards", "0"]));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+#[test]
 fn bench_refuses_a_reference_size_and_a_configuration_at_once() {
     let dir = tempfile::tempdir().unwrap();
     for args in [
@@ -611,12 +634,16 @@ fn device_cuda_is_a_one_line_error_when_it_cannot_run() {
     for args in cases {
         bad_input(tmp.path(), args, &["--device cuda"]);
     }
-    // TF32 is GPU arithmetic: on the CPU it is refused, naming the key.
-    let args = &["train", "--set", "train.precision=tf32", "--run-dir", "r"];
-    bad_input(
-        tmp.path(),
-        args,
-        &["train.precision", "tf32", "--device cuda"],
-    );
+    // TF32 and bf16 are GPU arithmetic: on the CPU they are refused, naming the key.
+    for p in ["tf32", "bf16"] {
+        let set = format!("train.precision={p}");
+        bad_input(
+            tmp.path(),
+            &["train", "--set", &set, "--run-dir", "r"],
+            &["train.precision", p, "--device cuda"],
+        );
+        let bench = ["bench", "--preset", "cpu", "--set", &set, "--steps", "1"];
+        bad_input(tmp.path(), &bench, &["train.precision", p, "--device cuda"]);
+    }
     assert!(!tmp.path().join("r").exists(), "a run directory was made");
 }

@@ -194,7 +194,7 @@ keys! {
         save_every = 5000, int(0, 1_000_000_000),
             "write a resume checkpoint every N steps, replacing the previous one (0 = never)";
         precision = Precision::F32, Kind::Enum(Precision::NAMES),
-            "arithmetic of the matrix products: 'f32', or 'tf32' (TF32 tensor cores, --device cuda only); part of the config hash unless f32";
+            "arithmetic of the matrix products: 'f32', 'tf32' (TF32 tensor cores) or 'bf16' (bf16 operands, f32 accumulation, as PyTorch's bf16 autocast); tf32 and bf16 need --device cuda; part of the config hash unless f32";
         tensorboard = false, Kind::Bool,
             "also write the metrics as TensorBoard event files under <run>/tb/ (output only: not part of the config hash)";
     }

@@ -35,12 +35,16 @@ pub enum Precision {
     /// Matrix products on TF32 tensor cores (10-bit mantissa inputs, f32 accumulation); every
     /// other operation in f32. GPU only.
     Tf32,
+    /// Matrix products with both operands rounded to bf16 (8-bit mantissa), f32 accumulation
+    /// and output, as PyTorch's bf16 autocast (the official runs'); f32 master weights, and
+    /// attention, LayerNorm, softmax, loss and AdamW in f32. GPU only.
+    Bf16,
 }
 
 impl Precision {
     /// The names of the variants, in their order.
-    pub const NAMES: &'static [&'static str] = &["f32", "tf32"];
-    const ALL: [Precision; 2] = [Precision::F32, Precision::Tf32];
+    pub const NAMES: &'static [&'static str] = &["f32", "tf32", "bf16"];
+    const ALL: [Precision; 3] = [Precision::F32, Precision::Tf32, Precision::Bf16];
 
     /// Parses one of [`Precision::NAMES`].
     pub fn parse(key: &str, s: &str) -> Result<Self, ConfigError> {

@@ -113,3 +113,18 @@ extern "C" __global__ void adamw(float* p, const float* g, float* m, float* v, c
     float denom = sqrtf(vi) / bc2_sqrt + eps;
     p[i] = pi - step_size * mi / denom;
 }
+
+// out[i] = in[i] rounded to bfloat16 (nearest, ties to even), as raw bits: the operands of a
+// bf16 matrix product (train.precision = bf16). NaN stays a quiet NaN. Written without
+// cuda_bf16.h, which NVRTC may not find.
+extern "C" __global__ void to_bf16(unsigned short* out, const float* in, long long n) {
+    long long i = flat_index();
+    if (i >= n) return;
+    u32 b = __float_as_uint(in[i]);
+    if ((b & 0x7fffffffu) > 0x7f800000u) {
+        out[i] = (unsigned short)((b >> 16) | 0x40u);
+        return;
+    }
+    b += 0x7fffu + ((b >> 16) & 1u);
+    out[i] = (unsigned short)(b >> 16);
+}

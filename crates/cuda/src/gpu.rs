@@ -1,6 +1,7 @@
 //! One GPU: its context and stream, the compiled kernels, cuBLAS, and the launch and product
 //! helpers the device model is written with.
 
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -22,6 +23,29 @@ pub(crate) fn driver(what: &str, e: impl std::fmt::Debug) -> CudaError {
     }
 }
 
+/// The arithmetic of the matrix products (`train.precision`); everything else is f32.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    /// IEEE f32 (cuBLAS's default math): parity with the CPU engine.
+    F32,
+    /// TF32 tensor cores: inputs rounded to a 10-bit mantissa, f32 accumulation.
+    Tf32,
+    /// bf16 tensor cores: both operands rounded to bf16 (8-bit mantissa), f32 accumulation and
+    /// output, as PyTorch's bf16 autocast does for a matmul; weights stay f32 (the master copy).
+    Bf16,
+}
+
+impl Precision {
+    /// The `train.precision` name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::Tf32 => "tf32",
+            Precision::Bf16 => "bf16",
+        }
+    }
+}
+
 /// GPU 0, ready to launch the engine's kernels.
 pub struct Gpu {
     pub info: DeviceInfo,
@@ -29,6 +53,10 @@ pub struct Gpu {
     pub stream: Arc<CudaStream>,
     blas: CudaBlas,
     functions: HashMap<&'static str, CudaFunction>,
+    precision: Cell<Precision>,
+    /// The bf16 copies of a product's two operands ([`Precision::Bf16`]), grown to the largest
+    /// product on first use and reused after.
+    bf16: RefCell<[Option<CudaSlice<u16>>; 2]>,
 }
 
 /// The `compute_XY` name of a compute capability.
@@ -74,21 +102,29 @@ impl Gpu {
             stream,
             blas,
             functions,
+            precision: Cell::new(Precision::F32),
+            bf16: RefCell::new([None, None]),
         })
     }
 
-    /// Matrix products on TF32 tensor cores (`on`), or in IEEE f32 (the default).
-    pub fn set_tf32(&self, on: bool) -> Result<(), CudaError> {
+    /// The arithmetic of the matrix products from now on (f32 until set).
+    pub fn set_precision(&self, p: Precision) -> Result<(), CudaError> {
         use cudarc::cublas::sys::cublasMath_t as Math;
-        let mode = if on {
-            Math::CUBLAS_TF32_TENSOR_OP_MATH
-        } else {
-            Math::CUBLAS_DEFAULT_MATH
+        let mode = match p {
+            Precision::Tf32 => Math::CUBLAS_TF32_TENSOR_OP_MATH,
+            Precision::F32 | Precision::Bf16 => Math::CUBLAS_DEFAULT_MATH,
         };
         // SAFETY: the handle is this GPU's live cuBLAS handle.
         unsafe { cudarc::cublas::sys::cublasSetMathMode(*self.blas.handle(), mode) }
             .result()
-            .map_err(|e| driver("cublasSetMathMode", e))
+            .map_err(|e| driver("cublasSetMathMode", e))?;
+        self.precision.set(p);
+        Ok(())
+    }
+
+    /// The arithmetic of the matrix products.
+    pub fn precision(&self) -> Precision {
+        self.precision.get()
     }
 
     /// The kernel `name` (one of [`KERNELS`]' functions).
@@ -148,8 +184,8 @@ impl Gpu {
         self.gemm(
             (Op::CUBLAS_OP_T, Op::CUBLAS_OP_N),
             (dout, rows, din),
-            (w, din),
-            (x, din),
+            (w, din, dout * din),
+            (x, din, rows * din),
             (y, dout),
             accumulate,
         )
@@ -170,8 +206,8 @@ impl Gpu {
         self.gemm(
             (Op::CUBLAS_OP_N, Op::CUBLAS_OP_N),
             (din, rows, dout),
-            (w, din),
-            (dy, dout),
+            (w, din, dout * din),
+            (dy, dout, rows * dout),
             (dx, din),
             accumulate,
         )
@@ -192,8 +228,8 @@ impl Gpu {
         self.gemm(
             (Op::CUBLAS_OP_N, Op::CUBLAS_OP_T),
             (din, dout, rows),
-            (x, din),
-            (dy, dout),
+            (x, din, rows * din),
+            (dy, dout, rows * dout),
             (dw, din),
             accumulate,
         )
@@ -221,17 +257,56 @@ impl Gpu {
         self.linear_bwd_input(dx, dy, w, rows, din, dout, false)
     }
 
-    /// Column-major `c = op_a(a) · op_b(b) (+ c)`, f32.
+    /// Column-major `c = op_a(a) · op_b(b) (+ c)`, f32 in and out; `a` and `b` hold
+    /// `a_len` and `b_len` elements. Under [`Precision::Bf16`] both are rounded to bf16 first.
     fn gemm<A: DevicePtr<f32>, B: DevicePtr<f32>, C: DevicePtrMut<f32>>(
         &self,
         (transa, transb): (Op, Op),
         (m, n, k): (usize, usize, usize),
-        (a, lda): (&A, usize),
-        (b, ldb): (&B, usize),
+        (a, lda, a_len): (&A, usize, usize),
+        (b, ldb, b_len): (&B, usize, usize),
         (c, ldc): (&mut C, usize),
         accumulate: bool,
     ) -> Result<(), CudaError> {
         let int = |v: usize| v as std::ffi::c_int;
+        if self.precision.get() == Precision::Bf16 {
+            let mut scratch = self.bf16.borrow_mut();
+            let [sa, sb] = &mut *scratch;
+            let a16 = self.to_bf16(sa, a, a_len)?;
+            let b16 = self.to_bf16(sb, b, b_len)?;
+            use cudarc::cublas::sys::{cublasComputeType_t, cublasGemmAlgo_t, cudaDataType_t};
+            let (alpha, beta) = (1.0f32, if accumulate { 1.0f32 } else { 0.0 });
+            let (pa, _ra) = a16.device_ptr(&self.stream);
+            let (pb, _rb) = b16.device_ptr(&self.stream);
+            let (pc, _rc) = c.device_ptr_mut(&self.stream);
+            // SAFETY: the shapes and leading dimensions describe the buffers, which the device
+            // model sizes for them; the bf16 copies hold at least a_len and b_len elements;
+            // alpha and beta are f32 as CUBLAS_COMPUTE_32F requires.
+            return unsafe {
+                cudarc::cublas::result::gemm_ex(
+                    *self.blas.handle(),
+                    transa,
+                    transb,
+                    int(m),
+                    int(n),
+                    int(k),
+                    (&alpha) as *const f32 as *const _,
+                    pa as *const _,
+                    cudaDataType_t::CUDA_R_16BF,
+                    int(lda),
+                    pb as *const _,
+                    cudaDataType_t::CUDA_R_16BF,
+                    int(ldb),
+                    (&beta) as *const f32 as *const _,
+                    pc as *mut _,
+                    cudaDataType_t::CUDA_R_32F,
+                    int(ldc),
+                    cublasComputeType_t::CUBLAS_COMPUTE_32F,
+                    cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
+                )
+            }
+            .map_err(|e| driver("cuBLAS bf16 gemm", e));
+        }
         let cfg = GemmConfig {
             transa,
             transb,
@@ -247,6 +322,28 @@ impl Gpu {
         // SAFETY: the shapes and leading dimensions describe the buffers, which the device
         // model sizes for them.
         unsafe { self.blas.gemm(cfg, a, b, c) }.map_err(|e| driver("cuBLAS sgemm", e))
+    }
+}
+
+impl Gpu {
+    /// `x`'s first `len` elements rounded to bf16 into `slot` (allocated, or grown, when too
+    /// small: the first steps only, as a run's products keep their sizes).
+    fn to_bf16<'s, X: DevicePtr<f32>>(
+        &self,
+        slot: &'s mut Option<CudaSlice<u16>>,
+        x: &X,
+        len: usize,
+    ) -> Result<&'s CudaSlice<u16>, CudaError> {
+        if slot.as_ref().is_none_or(|s| s.len() < len) {
+            *slot = Some(self.zeros::<u16>(len)?);
+        }
+        let out = slot.as_mut().expect("just allocated");
+        let n = len as i64;
+        // The operand is any device buffer (a view of the parameters, an activation): its
+        // address is pushed as the kernel's `const float*`, its guard held over the launch.
+        let (px, _guard) = x.device_ptr(&self.stream);
+        launch!(self, "to_bf16", per_element(len), &mut *out, &px, &n)?;
+        Ok(out)
     }
 }
 

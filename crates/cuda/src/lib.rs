@@ -18,7 +18,7 @@ use std::ffi::OsStr;
 
 pub mod gpu;
 pub mod model;
-pub use gpu::Gpu;
+pub use gpu::{Gpu, Precision};
 pub use model::GpuModel;
 
 /// A kernel source file and the functions it defines.
@@ -46,6 +46,7 @@ pub const KERNELS: &[KernelSource] = &[
             "scatter_add_rows",
             "add_gathered",
             "adamw",
+            "to_bf16",
         ],
     },
     KernelSource {

@@ -11,7 +11,7 @@ use cudarc::driver::{CudaSlice, CudaView};
 use modicl_engine::params::{self, BlockOffsets};
 use modicl_engine::{Activation, AdamWConfig, Loss, Model, ModelConfig, ParamLayout};
 
-use crate::gpu::{launch, one_block, per_element, per_warp, Gpu};
+use crate::gpu::{launch, one_block, per_element, per_warp, Gpu, Precision};
 use crate::CudaError;
 
 /// Activations of one block on the device (the CPU engine's `BlockActs`).
@@ -90,7 +90,8 @@ const LN_CHUNK: usize = 256;
 
 impl GpuModel {
     /// Uploads `model` (and `moments`, the AdamW state (m, v, step), or zeros) for batches of
-    /// `batch` sequences of `seq` input tokens.
+    /// `batch` sequences of `seq` input tokens. Set the GPU's precision before: the memory
+    /// check counts the bf16 copies of the products' operands.
     pub fn new(
         gpu: Gpu,
         model: &Model,
@@ -102,7 +103,7 @@ impl GpuModel {
         let c = model.cfg.clone();
         let layout = model.layout.clone();
         let (n, d, f, v, h) = (batch * seq, c.d_model, c.d_mlp(), c.vocab, c.heads);
-        let needed = GpuModel::bytes_needed(&c, batch, seq);
+        let needed = GpuModel::bytes_needed(&c, batch, seq, gpu.precision());
         let (free, _) = cudarc::driver::result::mem_get_info()
             .map_err(|e| crate::gpu::driver("cuMemGetInfo", e))?;
         if needed > free {
@@ -259,8 +260,9 @@ impl GpuModel {
     }
 
     /// About how many bytes of GPU memory [`GpuModel::new`] allocates for this model and
-    /// batch shape (every buffer, f32 unless noted).
-    pub fn bytes_needed(c: &ModelConfig, batch: usize, seq: usize) -> usize {
+    /// batch shape (every buffer, f32 unless noted), with the bf16 copies of the largest
+    /// product's operands under [`Precision::Bf16`].
+    pub fn bytes_needed(c: &ModelConfig, batch: usize, seq: usize, p: Precision) -> usize {
         let layout = ParamLayout::new(c);
         let (n, d, f, v, h, l) = (
             batch * seq,
@@ -283,7 +285,13 @@ impl GpuModel {
             + att
             + 2 * n.div_ceil(LN_CHUNK) * d
             + seq * c.d_head();
-        4 * floats + layout.total + 4 * n + 3 * 4 * n
+        // Two bf16 operands, each at most an activation [N, max(F, 3d, V)] (a weight gradient
+        // multiplies two activations).
+        let bf16 = match p {
+            Precision::Bf16 => 2 * 2 * n * f.max(3 * d).max(v),
+            Precision::F32 | Precision::Tf32 => 0,
+        };
+        4 * floats + layout.total + 4 * n + 3 * 4 * n + bf16
     }
 
     /// The logits at the scored rows of the last forward pass [S, V], in (sequence, shot)

@@ -3,7 +3,7 @@
 //! Needs a GPU: without one every test prints SKIPPED and the reason. tools/gpu/check.sh
 //! runs this binary on a GPU machine and reads the `PARITY` lines it prints.
 
-use modicl_cuda::{Gpu, GpuModel};
+use modicl_cuda::{Gpu, GpuModel, Precision};
 use modicl_data::{Dataset, TaskConfig};
 use modicl_engine::{Activation, AdamW, AdamWConfig, Model, ModelConfig, Workspace};
 
@@ -150,13 +150,12 @@ fn the_same_steps_give_the_same_bytes_on_the_gpu() {
     assert!(same, "two GPU runs differ");
 }
 
-/// TF32 keeps 10 of f32's 23 mantissa bits in the products' inputs: a relative error of about
-/// 2^-11 per input, accumulated in f32. Logits and gradients of this small model stay within
-/// 1e-2 of the f32 CPU engine (the bound checked; the measured errors are printed).
-#[test]
-fn tf32_stays_within_its_stated_tolerance() {
+/// Logits and gradients of one batch at a reduced precision, against the f32 CPU engine:
+/// ‖gpu − cpu‖/‖cpu‖ of each, printed as `LABEL logits .. gradients ..` and checked against
+/// `bound`.
+fn reduced_precision_within(p: Precision, label: &str, bound: f64) {
     let Some(gpu) = gpu_or_skip() else { return };
-    gpu.set_tf32(true).unwrap();
+    gpu.set_precision(p).unwrap();
     let (ds, cfg, adam) = case(Activation::Relu, true);
     let positions: Vec<usize> = ds.seq.target_positions().collect();
     let (b, t) = (16, ds.seq.input_len());
@@ -174,9 +173,25 @@ fn tf32_stays_within_its_stated_tolerance() {
     dev.backward().unwrap();
     let logits = rel(&dev.logits().unwrap(), &ws.logits[..lc.count * cfg.vocab]);
     let g = rel(&dev.grads().unwrap(), &grads);
-    eprintln!("TF32 logits {logits:.3e} gradients {g:.3e} (bound 1e-2)");
+    eprintln!("{label} logits {logits:.3e} gradients {g:.3e} (bound {bound:.0e})");
     assert!(
-        logits <= 1e-2 && g <= 1e-2,
-        "tf32: logits {logits:.3e}, gradients {g:.3e}"
+        logits <= bound && g <= bound,
+        "{label}: logits {logits:.3e}, gradients {g:.3e}"
     );
+}
+
+/// TF32 keeps 10 of f32's 23 mantissa bits in the products' inputs: a relative error of about
+/// 2^-11 per input, accumulated in f32. Logits and gradients of this small model stay within
+/// 1e-2 of the f32 CPU engine.
+#[test]
+fn tf32_stays_within_its_stated_tolerance() {
+    reduced_precision_within(Precision::Tf32, "TF32", 1e-2);
+}
+
+/// bf16 keeps 7 of the 23 stored mantissa bits in both operands of every product: about 2^-9
+/// relative per operand, f32 accumulation. Logits and gradients of this small model stay within
+/// 5e-2 of the f32 CPU engine (attention, LayerNorm, softmax and the loss stay f32).
+#[test]
+fn bf16_stays_within_its_stated_tolerance() {
+    reduced_precision_within(Precision::Bf16, "BF16", 5e-2);
 }

@@ -170,10 +170,8 @@ impl Shards {
         }
         let scale = 1.0 / (self.batch * positions.len()).max(1) as f32;
         let backward = grads.is_some();
-        self.parts
-            .par_iter_mut()
-            .with_max_len(1)
-            .try_for_each(|part| -> Result<(), EngineError> {
+        self.parts.par_iter_mut().with_max_len(1).try_for_each(
+            |part| -> Result<(), EngineError> {
                 let rows = part.ws.batch;
                 let toks = &tokens[part.start * seq_len..(part.start + rows) * seq_len];
                 model.forward(&mut part.ws, toks, seq_len, positions, None)?;
@@ -181,7 +179,8 @@ impl Shards {
                     model.backward_scaled(&mut part.ws, &mut part.grads, scale);
                 }
                 Ok(())
-            })?;
+            },
+        )?;
         self.target_loss.clear();
         self.target_correct.clear();
         for part in &self.parts {

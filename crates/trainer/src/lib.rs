@@ -89,6 +89,15 @@ impl TrainError {
     }
 }
 
+/// The CUDA backend's arithmetic for a config's `train.precision`.
+pub fn gpu_precision(p: modicl_config::Precision) -> modicl_cuda::Precision {
+    match p {
+        modicl_config::Precision::F32 => modicl_cuda::Precision::F32,
+        modicl_config::Precision::Tf32 => modicl_cuda::Precision::Tf32,
+        modicl_config::Precision::Bf16 => modicl_cuda::Precision::Bf16,
+    }
+}
+
 /// The engine's model shape for a configuration (vocabulary p + 18, the official tokenizer).
 pub fn model_config(cfg: &Config) -> ModelConfig {
     let m = &cfg.model;

@@ -326,12 +326,12 @@ impl Trainer {
         let input_len = self.ds.seq.input_len();
         let mut evaluator = Evaluator::new(&self.ds, self.cfg.eval.seqs_per_task as usize);
         let mut batch = self.ds.train_batch(0);
-        let tf32 = self.cfg.train.precision == modicl_config::Precision::Tf32;
-        if tf32 && self.device == Device::Cpu {
+        let precision = self.cfg.train.precision;
+        if precision != modicl_config::Precision::F32 && self.device == Device::Cpu {
             return Err(TrainError::Config(modicl_config::ConfigError::invalid(
                 "train.precision",
-                "'tf32'",
-                "'f32' on the CPU ('tf32' needs --device cuda)",
+                format!("'{}'", precision.as_str()),
+                "'f32' on the CPU ('tf32' and 'bf16' need --device cuda)",
             )));
         }
         let mut backend = match self.device {
@@ -340,7 +340,12 @@ impl Trainer {
                 grads: vec![0f32; self.model.layout.total],
             },
             Device::Cuda => Backend::Gpu(Box::new(modicl_cuda::GpuModel::new(
-                modicl_cuda::Gpu::open_cached(Some(&self.dir.root.join("cuda-cache")))?,
+                {
+                    let gpu =
+                        modicl_cuda::Gpu::open_cached(Some(&self.dir.root.join("cuda-cache")))?;
+                    gpu.set_precision(crate::gpu_precision(precision))?;
+                    gpu
+                },
                 &self.model,
                 self.opt.cfg,
                 Some((&self.opt.m, &self.opt.v, self.opt.step)),
@@ -348,9 +353,6 @@ impl Trainer {
                 input_len,
             )?)),
         };
-        if let Backend::Gpu(g) = &backend {
-            g.gpu.set_tf32(tf32)?;
-        }
         // A process killed between writing a checkpoint and pruning older ones left them.
         self.prune(self.step)?;
         obs.start(self);
