@@ -339,19 +339,16 @@ impl Trainer {
                 shards: Shards::new(&self.model.cfg, batch_rows, input_len),
                 grads: vec![0f32; self.model.layout.total],
             },
-            Device::Cuda => Backend::Gpu(Box::new(modicl_cuda::GpuModel::new(
-                {
-                    let gpu =
-                        modicl_cuda::Gpu::open_cached(Some(&self.dir.root.join("cuda-cache")))?;
-                    gpu.set_precision(crate::gpu_precision(precision))?;
-                    gpu
-                },
-                &self.model,
-                self.opt.cfg,
-                Some((&self.opt.m, &self.opt.v, self.opt.step)),
-                batch_rows,
-                input_len,
-            )?)),
+            Device::Cuda => {
+                let gpu = modicl_cuda::Gpu::open_cached(Some(&self.dir.root.join("cuda-cache")))?;
+                // Before the model: its memory check counts the bf16 copies.
+                gpu.set_precision(crate::gpu_precision(precision))?;
+                let moments = Some((&self.opt.m[..], &self.opt.v[..], self.opt.step));
+                let (model, adam) = (&self.model, self.opt.cfg);
+                Backend::Gpu(Box::new(modicl_cuda::GpuModel::new(
+                    gpu, model, adam, moments, batch_rows, input_len,
+                )?))
+            }
         };
         // A process killed between writing a checkpoint and pruning older ones left them.
         self.prune(self.step)?;
