@@ -203,21 +203,21 @@ pub fn run_on_gpu(
 }
 
 /// Like [`run`], on any model and dataset (batches of the dataset's configured size): the
-/// exact training step of a run's configuration, its batch in `shards` shards (the engine's
+/// exact training step of a run's configuration, its batch in `count` shards (the engine's
 /// plan when `None`).
 pub fn run_on(
     name: &str,
     model_cfg: &ModelConfig,
     ds: &Dataset,
     (warmup, steps): (usize, usize),
-    shards: Option<usize>,
+    count: Option<usize>,
     tick: &dyn Fn(),
 ) -> anyhow::Result<BenchResult> {
     let batch_rows = ds.config.batch as usize;
     let positions: Vec<usize> = ds.seq.target_positions().collect();
     let (s, t) = (ds.seq.seq_len(), ds.seq.input_len());
     let mut model = Model::new(model_cfg.clone(), 1)?;
-    let n = shards.unwrap_or_else(|| Shards::plan(model_cfg, batch_rows));
+    let n = count.unwrap_or_else(|| Shards::plan(model_cfg, batch_rows));
     let mut shards = Shards::with_count(model_cfg, batch_rows, t, n);
     let mut grads = vec![0f32; model.layout.total];
     let mut opt = AdamW::new(AdamWConfig::default(), model.layout.total);

@@ -20,14 +20,8 @@ pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
     let mut precision = modicl_cuda::Precision::F32;
     let (spec, ds) = if from_config {
         let cfg = c.resolve()?;
+        cfg.train.precision.check_device(on_gpu)?;
         precision = modicl_trainer::gpu_precision(cfg.train.precision);
-        if precision != modicl_cuda::Precision::F32 && !on_gpu {
-            let value = format!("'{}'", cfg.train.precision.as_str());
-            let allowed = "'f32' on the CPU ('tf32' and 'bf16' need --device cuda)";
-            return Err(
-                modicl_config::ConfigError::invalid("train.precision", value, allowed).into(),
-            );
-        }
         let ds = modicl_data::Dataset::build(&cfg.task)?;
         let spec = BenchSpec {
             name: "config",

@@ -37,16 +37,8 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
             let mut cfg = a.cfg.resolve()?;
             cfg.train.tensorboard |= a.tensorboard;
             // Before the run directory is made (the trainer checks again on resume).
-            if cfg.train.precision != modicl_config::Precision::F32
-                && a.device.device == crate::args::Device::Cpu
-            {
-                return Err(modicl_config::ConfigError::invalid(
-                    "train.precision",
-                    format!("'{}'", cfg.train.precision.as_str()),
-                    "'f32' on the CPU ('tf32' and 'bf16' need --device cuda)",
-                )
-                .into());
-            }
+            let on_gpu = a.device.device == crate::args::Device::Cuda;
+            cfg.train.precision.check_device(on_gpu)?;
             let root = a
                 .run_dir
                 .clone()

@@ -53,6 +53,18 @@ impl Precision {
     pub fn as_str(self) -> &'static str {
         Self::NAMES[self as usize]
     }
+
+    /// The one-line error for this precision on the CPU (`on_gpu` false): only f32 runs there.
+    pub fn check_device(self, on_gpu: bool) -> Result<(), ConfigError> {
+        if self == Precision::F32 || on_gpu {
+            return Ok(());
+        }
+        Err(ConfigError::invalid(
+            "train.precision",
+            format!("'{}'", self.as_str()),
+            "'f32' on the CPU ('tf32' and 'bf16' need --device cuda)",
+        ))
+    }
 }
 
 /// The `model` section. The vocabulary follows from `task.p` (p + 18, the official tokenizer).

@@ -524,7 +524,6 @@ impl Model {
 
         // d loss / d logits: (softmax − onehot)·scale at the scored rows.
         let sc = ws.targets.len();
-        let inv = scale;
         ws.dlogits[..sc * v]
             .par_chunks_mut(v)
             .zip(ws.logits.par_chunks(v).zip(ws.targets.par_iter()))
@@ -533,9 +532,9 @@ impl Model {
                 let m = z.iter().fold(f32::NEG_INFINITY, |a, &x| a.max(x));
                 let sum: f32 = z.iter().map(|&x| (x - m).exp()).sum();
                 for (o, &x) in o.iter_mut().zip(z) {
-                    *o = (x - m).exp() / sum * inv;
+                    *o = (x - m).exp() / sum * scale;
                 }
-                o[tgt as usize] -= inv;
+                o[tgt as usize] -= scale;
             });
         // Head and final LayerNorm at the scored rows; the gradient of the last residual
         // stream is zero at every other row.

@@ -96,14 +96,6 @@ impl Shards {
         self.batch
     }
 
-    /// The single workspace of an unsplit batch.
-    pub fn whole(&mut self) -> Option<&mut Workspace> {
-        match &mut self.parts[..] {
-            [one] => Some(&mut one.ws),
-            _ => None,
-        }
-    }
-
     /// Per scored position of the last forward pass, in (sequence, shot) order: cross-entropy.
     pub fn target_loss(&self) -> &[f32] {
         match &self.parts[..] {

@@ -327,13 +327,7 @@ impl Trainer {
         let mut evaluator = Evaluator::new(&self.ds, self.cfg.eval.seqs_per_task as usize);
         let mut batch = self.ds.train_batch(0);
         let precision = self.cfg.train.precision;
-        if precision != modicl_config::Precision::F32 && self.device == Device::Cpu {
-            return Err(TrainError::Config(modicl_config::ConfigError::invalid(
-                "train.precision",
-                format!("'{}'", precision.as_str()),
-                "'f32' on the CPU ('tf32' and 'bf16' need --device cuda)",
-            )));
-        }
+        precision.check_device(self.device == Device::Cuda)?;
         let mut backend = match self.device {
             Device::Cpu => Backend::Host {
                 shards: Shards::new(&self.model.cfg, batch_rows, input_len),
