@@ -12,6 +12,7 @@ cp target/release/modicl "$out/"
 {
   cargo test --release --locked -p modicl-cuda --no-run --message-format=json
   cargo test --release --locked -p modicl-trainer --test gpu --no-run --message-format=json
+  cargo test --release --locked -p modicl --test gpu_cli --no-run --message-format=json
 } 2>/dev/null |
   python3 -c '
 import json, shutil, sys

@@ -19,6 +19,8 @@
 #   determinism  the same steps twice give the same bytes on the GPU;
 #   evaluator    the device evaluator's per-shot counts against the host's, and a short run's
 #                metrics on the GPU against the CPU's (the trainer's gpu test);
+#   cli          the binary at a tiny size: train, eval and bench --device cuda against the CPU,
+#                SIGKILL and resume byte-identical, a run moved between devices (gpu_cli);
 #   train        `modicl train --preset paper-d4 --device cuda`, 200 steps at batch 1536;
 #   eval         `modicl eval --device cuda` of that run;
 #   curve        the training loss of the same 2 steps on the CPU and the GPU (within 1e-4);
@@ -52,7 +54,9 @@ except Exception:
 print(":".join(sorted(dirs)))
 PY
 )
-export LD_LIBRARY_PATH="${wheel_libs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+if [ -n "$wheel_libs" ]; then
+  export LD_LIBRARY_PATH="${wheel_libs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
 echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 
@@ -102,6 +106,11 @@ DETAIL[determinism]+="; $(grep -m1 '^DETERMINISM' "$OUT/determinism.log")"
 
 check evaluator 180 env MODICL_REQUIRE_GPU=1 "$B/gpu" --nocapture --test-threads 1
 DETAIL[evaluator]+="; $(grep -c '^EVAL' "$OUT/evaluator.log") sets compared; $(grep -m1 '^RUN' "$OUT/evaluator.log" | cut -c5-120)"
+
+# The binary on the GPU at a tiny size: train / eval / bench against the CPU, SIGKILL and resume,
+# a run moved between the CPU and the GPU (its emulator-only fault tests say SKIPPED here).
+check cli 400 env MODICL_REQUIRE_GPU=1 MODICL_BIN="$B/modicl" "$B/gpu_cli" --nocapture --test-threads 1
+DETAIL[cli]+="; $(grep -m1 '^test result' "$OUT/cli.log" | cut -c1-60); $(grep -c '^SKIPPED' "$OUT/cli.log") skipped"
 
 # A short paper-d4 run on the GPU (full batch 1536; 4 sequences per task per evaluation set).
 

@@ -39,6 +39,9 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
             // Before the run directory is made (the trainer checks again on resume).
             let on_gpu = a.device.device == crate::args::Device::Cuda;
             cfg.train.precision.check_device(on_gpu)?;
+            if on_gpu {
+                modicl_trainer::check_gpu_fits(&cfg)?;
+            }
             let root = a
                 .run_dir
                 .clone()

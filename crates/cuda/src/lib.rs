@@ -89,12 +89,23 @@ pub enum CudaError {
     Driver(String),
     #[error("out of GPU memory: {0}")]
     OutOfMemory(String),
-    #[error("--device cuda: this model and batch need about {:.1} GiB of GPU memory, and {device} has {:.1} GiB free; lower task.batch", *needed as f64 / (1u64 << 30) as f64, *free as f64 / (1u64 << 30) as f64)]
+    #[error("--device cuda: this model and batch need about {} of GPU memory, and {device} has {} free; lower task.batch", size(*needed), size(*free))]
     TooSmall {
         needed: usize,
         free: usize,
         device: String,
     },
+}
+
+/// A byte count for people: GiB with one decimal from 1 GiB up, MiB below.
+fn size(bytes: usize) -> String {
+    const MIB: f64 = (1u64 << 20) as f64;
+    let mib = bytes as f64 / MIB;
+    if mib >= 1024.0 {
+        format!("{:.1} GiB", mib / 1024.0)
+    } else {
+        format!("{mib:.1} MiB")
+    }
 }
 
 /// A CUDA library the backend loads.
@@ -264,12 +275,26 @@ fn one_line(log: &str) -> String {
         .join(" | ")
 }
 
+/// Whether `needed` bytes fit in `free` on `device`: [`CudaError::TooSmall`] if not.
+pub fn check_fits(needed: usize, free: usize, device: &str) -> Result<(), CudaError> {
+    if needed > free {
+        return Err(CudaError::TooSmall {
+            needed,
+            free,
+            device: device.into(),
+        });
+    }
+    Ok(())
+}
+
 /// The GPU a `--device cuda` run would use: its name, compute capability and memory.
 #[derive(Clone, Debug)]
 pub struct DeviceInfo {
     pub name: String,
     pub capability: (i32, i32),
     pub memory_bytes: usize,
+    /// Free device memory when it was opened.
+    pub free_bytes: usize,
 }
 
 impl std::fmt::Display for DeviceInfo {
@@ -299,12 +324,13 @@ pub fn open_device() -> Result<DeviceInfo, CudaError> {
     let cc = ctx
         .compute_capability()
         .map_err(|e| CudaError::NoDevice(format!("{e:?}")))?;
-    let (_, total) = cudarc::driver::result::mem_get_info()
+    let (free, total) = cudarc::driver::result::mem_get_info()
         .map_err(|e| CudaError::NoDevice(format!("{e:?}")))?;
     Ok(DeviceInfo {
         name,
         capability: cc,
         memory_bytes: total,
+        free_bytes: free,
     })
 }
 
@@ -336,6 +362,13 @@ mod tests {
                 assert_eq!(s.lines().count(), 1);
             }
         }
+    }
+
+    #[test]
+    fn sizes_read_in_mib_below_a_gib() {
+        assert_eq!(size(3 << 19), "1.5 MiB");
+        assert_eq!(size(1023 << 20), "1023.0 MiB");
+        assert_eq!(size(3 << 29), "1.5 GiB");
     }
 
     #[test]

@@ -106,13 +106,7 @@ impl GpuModel {
         let needed = GpuModel::bytes_needed(&c, batch, seq, gpu.precision());
         let (free, _) = cudarc::driver::result::mem_get_info()
             .map_err(|e| crate::gpu::driver("cuMemGetInfo", e))?;
-        if needed > free {
-            return Err(CudaError::TooSmall {
-                needed,
-                free,
-                device: gpu.info.name.clone(),
-            });
-        }
+        crate::check_fits(needed, free, &gpu.info.name)?;
         let mut decay = vec![0u8; layout.total];
         for s in &layout.specs {
             if s.decay {

@@ -58,6 +58,14 @@ pub enum TrainError {
     /// Not a run directory (no config.toml), or no checkpoint to evaluate.
     #[error("{0}")]
     NotARun(String),
+    /// The GPU failed during training (out of memory, say): the steps since the newest
+    /// checkpoint are lost, that checkpoint is kept.
+    #[error("{source} at step {step}; the run stopped, its newest checkpoint is kept ({}); continue it with --resume", last.map(|s| format!("step {s}")).unwrap_or_else(|| "none was written yet".into()))]
+    GpuFailed {
+        step: u64,
+        source: modicl_cuda::CudaError,
+        last: Option<u64>,
+    },
     /// The loss or the weights stopped being finite.
     #[error("{what} at step {step}; the run stopped, its last good checkpoint is kept ({})", last.map(|s| format!("step {s}")).unwrap_or_else(|| "none was written yet".into()))]
     NonFinite {
@@ -83,7 +91,9 @@ impl TrainError {
             TrainError::Data(e) => e.is_bad_input(),
             TrainError::Engine(EngineError::Config(_)) => true,
             // What the machine cannot do that the user asked of it: exit status 2.
-            TrainError::Cuda(e) => !matches!(e, modicl_cuda::CudaError::Driver(_)),
+            TrainError::Cuda(e) | TrainError::GpuFailed { source: e, .. } => {
+                !matches!(e, modicl_cuda::CudaError::Driver(_))
+            }
             _ => false,
         }
     }
@@ -96,6 +106,28 @@ pub fn gpu_precision(p: modicl_config::Precision) -> modicl_cuda::Precision {
         modicl_config::Precision::Tf32 => modicl_cuda::Precision::Tf32,
         modicl_config::Precision::Bf16 => modicl_cuda::Precision::Bf16,
     }
+}
+
+/// Whether a configuration's model and batch fit in the free memory of the GPU that
+/// `--device cuda` would use ([`modicl_cuda::CudaError::TooSmall`], naming both, if not): for
+/// checking before a run directory is made. The trainer checks again when it starts.
+pub fn check_gpu_fits(cfg: &Config) -> Result<(), TrainError> {
+    let info = modicl_cuda::open_device()?;
+    let seq = modicl_data::SequenceLayout {
+        n_var: cfg.task.n_var as usize,
+        examples: cfg.task.examples as usize,
+    };
+    let needed = modicl_cuda::GpuModel::bytes_needed(
+        &model_config(cfg),
+        cfg.task.batch as usize,
+        seq.input_len(),
+        gpu_precision(cfg.train.precision),
+    );
+    Ok(modicl_cuda::check_fits(
+        needed,
+        info.free_bytes,
+        &info.name,
+    )?)
 }
 
 /// The engine's model shape for a configuration (vocabulary p + 18, the official tokenizer).

@@ -352,6 +352,10 @@ impl Trainer {
             obs.checkpoint(0);
         }
         let first = self.step;
+        // A GPU error inside the loop names the step and the checkpoint a resume starts from.
+        let dir = self.dir.clone();
+        let dir = &dir;
+        let failed = |s: u64| move |e| gpu_failed(dir, s, e);
         while self.step < steps {
             let s = self.step + 1;
             let t0 = Instant::now();
@@ -359,7 +363,9 @@ impl Trainer {
             self.ds.fill_train_batch(s - 1, &mut batch);
             let lr = lr_at(s, lr_peak, steps, warmup);
             let loss = match &mut backend {
-                Backend::Gpu(g) => g.forward(&batch.tokens, seq_len, &positions)?,
+                Backend::Gpu(g) => g
+                    .forward(&batch.tokens, seq_len, &positions)
+                    .map_err(failed(s))?,
                 Backend::Host { shards, grads } => {
                     let tokens = &batch.tokens;
                     shards.forward_backward(&self.model, tokens, seq_len, &positions, grads)?
@@ -370,8 +376,8 @@ impl Trainer {
             }
             match &mut backend {
                 Backend::Gpu(g) => {
-                    g.backward()?;
-                    g.update(lr as f32)?;
+                    g.backward().map_err(failed(s))?;
+                    g.update(lr as f32).map_err(failed(s))?;
                 }
                 Backend::Host { grads, .. } => {
                     let layout = &self.model.layout;
@@ -388,7 +394,7 @@ impl Trainer {
             let mut synced = false;
             if let Backend::Gpu(g) = &backend {
                 if planned || self.evaluates(s) {
-                    self.pull(g)?;
+                    self.pull(g).map_err(failed(s))?;
                     synced = true;
                 }
             }
@@ -399,10 +405,10 @@ impl Trainer {
                 // weights), as the official code's; the four sets see the updated weights.
                 let sets = match &mut backend {
                     Backend::Gpu(g) => {
-                        let (correct, loss) = g.target_stats()?;
+                        let (correct, loss) = g.target_stats().map_err(failed(s))?;
                         let name = SetName::TrainBatch;
                         let mut sets = vec![SetMetrics::from_targets(name, shots, &correct, &loss)];
-                        sets.extend(evaluator.run_gpu(g)?);
+                        sets.extend(evaluator.run_gpu(g).map_err(failed(s))?);
                         sets
                     }
                     Backend::Host { shards, .. } => {
@@ -426,7 +432,7 @@ impl Trainer {
             if planned || interrupted {
                 if let Backend::Gpu(g) = &backend {
                     if !synced {
-                        self.pull(g)?;
+                        self.pull(g).map_err(failed(s))?;
                     }
                 }
                 self.checkpoint(s)?;
@@ -467,7 +473,7 @@ impl Trainer {
     }
 
     /// Copies the weights and the AdamW state from the GPU into the host model and optimizer.
-    fn pull(&mut self, g: &modicl_cuda::GpuModel) -> Result<(), TrainError> {
+    fn pull(&mut self, g: &modicl_cuda::GpuModel) -> Result<(), modicl_cuda::CudaError> {
         self.model.params = g.params()?;
         (self.opt.m, self.opt.v, self.opt.step) = g.moments()?;
         Ok(())
@@ -490,11 +496,7 @@ impl Trainer {
     }
 
     fn non_finite(&self, step: u64, what: String) -> TrainError {
-        let last = self
-            .dir
-            .complete_checkpoints()
-            .ok()
-            .and_then(|c| c.last().copied());
+        let last = newest_checkpoint(&self.dir);
         TrainError::NonFinite { step, what, last }
     }
 
@@ -610,4 +612,20 @@ fn clean_temporaries(dir: &RunDir) {
 enum Backend {
     Host { shards: Shards, grads: Vec<f32> },
     Gpu(Box<modicl_cuda::GpuModel>),
+}
+
+/// The newest complete checkpoint of a run, if any.
+fn newest_checkpoint(dir: &RunDir) -> Option<u64> {
+    dir.complete_checkpoints()
+        .ok()
+        .and_then(|c| c.last().copied())
+}
+
+/// A GPU error at step `step` of the training loop.
+fn gpu_failed(dir: &RunDir, step: u64, source: modicl_cuda::CudaError) -> TrainError {
+    TrainError::GpuFailed {
+        step,
+        source,
+        last: newest_checkpoint(dir),
+    }
 }

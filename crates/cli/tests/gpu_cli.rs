@@ -1,0 +1,416 @@
+//! `modicl` with `--device cuda`, as a user runs it: train, eval and bench on the GPU against
+//! the CPU; SIGKILL and resume on the GPU, byte-identical; a run moved between the CPU and the
+//! GPU mid-way; and, on the GPU emulator (tools/gpu/emulator), the faults a real GPU cannot be
+//! made to show on demand: out of memory mid-run, and a GPU too small for the batch.
+//!
+//! Needs a GPU or the emulator: without either every test prints SKIPPED and the reason
+//! (MODICL_REQUIRE_GPU=1 turns that into a failure). `tools/gpu/emulate.sh` runs it on the
+//! emulator; `tools/gpu/check.sh` on a real GPU (with MODICL_BIN naming the binary).
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{assert_bad, text};
+
+/// The GPU's name, or None (and SKIPPED printed) without one.
+fn gpu() -> Option<String> {
+    match modicl_cuda::open_device() {
+        Ok(d) => {
+            eprintln!("GPU: {d}");
+            Some(d.name)
+        }
+        Err(e) => {
+            assert!(
+                std::env::var("MODICL_REQUIRE_GPU").is_err(),
+                "MODICL_REQUIRE_GPU is set but {e}"
+            );
+            eprintln!("SKIPPED: {e}");
+            None
+        }
+    }
+}
+
+/// Whether the GPU is the emulator, whose fault switches the last tests use.
+fn emulated(name: &str) -> bool {
+    name.contains("emulator")
+}
+
+const TINY: &[&str] = &[
+    "--set",
+    "task.p=7",
+    "--set",
+    "task.n_base=2",
+    "--set",
+    "task.batch=16",
+    "--set",
+    "task.examples=6",
+    "--set",
+    "model.d_model=16",
+    "--set",
+    "model.heads=2",
+    "--set",
+    "optim.lr=3e-3",
+    "--set",
+    "train.warmup=3",
+    "--set",
+    "train.eval_every=10",
+    "--set",
+    "train.eval_early=0",
+    "--set",
+    "train.checkpoints=log:2",
+    "--set",
+    "train.save_every=5",
+    "--set",
+    "eval.seqs_per_task=2",
+    "--quiet",
+];
+
+/// The binary under test: MODICL_BIN (tools/gpu/check.sh runs a bundled copy of this test on
+/// a machine where cargo's path to it does not exist), else the one cargo built.
+fn cmd(dir: &Path, args: &[&str]) -> Command {
+    let bin = match std::env::var_os("MODICL_BIN") {
+        // Absolute, as the commands run in temporary folders.
+        Some(b) => std::path::absolute(b).expect("MODICL_BIN"),
+        None => env!("CARGO_BIN_EXE_modicl").into(),
+    };
+    let mut c = Command::new(bin);
+    c.args(args).current_dir(dir);
+    c
+}
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    cmd(dir, args).output().expect("runs")
+}
+
+/// `modicl train` of the tiny run for `steps` steps on `device` into `run_dir`.
+fn train<'a>(run_dir: &'a str, steps: &'a str, device: &'a str) -> Vec<&'a str> {
+    let mut a = vec!["train", "--run-dir", run_dir, "--set", steps];
+    a.extend_from_slice(&["--device", device]);
+    a.extend_from_slice(TINY);
+    a
+}
+
+fn ok(dir: &Path, args: &[&str]) -> Output {
+    let o = run(dir, args);
+    assert!(o.status.success(), "{args:?}: {}", text(&o));
+    o
+}
+
+/// (step, set, loss, correct, count) of every metrics.csv row.
+fn metrics(run: &Path) -> Vec<(u64, String, f64, u64, u64)> {
+    let text = fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let mut lines = text.lines();
+    let head: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| head.iter().position(|h| *h == name).unwrap();
+    let (step, set, loss) = (col("step"), col("set"), col("loss"));
+    let (correct, count) = (col("correct"), col("count"));
+    lines
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (
+                f[step].parse().unwrap(),
+                f[set].to_string(),
+                f[loss].parse().unwrap(),
+                f[correct].parse().unwrap(),
+                f[count].parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Two runs' metrics agree: the same rows, losses within `tol` relative, and correct counts
+/// within one answer in a hundred (f32 rounding may flip a near-tie of the argmax).
+fn assert_close(a: &Path, b: &Path, tol: f64) {
+    let (ma, mb) = (metrics(a), metrics(b));
+    assert_eq!(ma.len(), mb.len());
+    for (x, y) in ma.iter().zip(&mb) {
+        assert_eq!((x.0, &x.1, x.4), (y.0, &y.1, y.4));
+        let rel = (x.2 - y.2).abs() / y.2.abs();
+        assert!(rel <= tol, "step {} {}: loss {} vs {}", x.0, x.1, x.2, y.2);
+        assert!(x.3.abs_diff(y.3) <= x.4.div_ceil(100), "{x:?} vs {y:?}");
+    }
+}
+
+/// Every file of a run that must not depend on interruptions, with its bytes.
+fn outputs(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut names = vec![
+        "config.toml".to_string(),
+        "metrics.csv".into(),
+        "shots.csv".into(),
+    ];
+    let mut cks: Vec<String> = fs::read_dir(dir.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    cks.sort();
+    for ck in cks {
+        let mut files: Vec<String> = fs::read_dir(dir.join("checkpoints").join(&ck))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        names.extend(files.into_iter().map(|f| format!("checkpoints/{ck}/{f}")));
+    }
+    names
+        .into_iter()
+        .map(|n| {
+            let bytes = fs::read(dir.join(&n)).unwrap();
+            (n, bytes)
+        })
+        .collect()
+}
+
+/// Waits until `run` has a complete checkpoint at `step` or later.
+fn wait_for_checkpoint(run: &Path, step: u64) {
+    let start = Instant::now();
+    loop {
+        let newest = fs::read_dir(run.join("checkpoints"))
+            .into_iter()
+            .flatten()
+            .filter_map(|e| {
+                let e = e.ok()?;
+                let n = e.file_name().to_string_lossy().into_owned();
+                let s: u64 = n.strip_prefix("step_")?.parse().ok()?;
+                e.path().join("DONE").exists().then_some(s)
+            })
+            .max();
+        if newest.is_some_and(|s| s >= step) {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(300), "no checkpoint");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn train_eval_and_bench_on_the_gpu_follow_the_cpu() {
+    let Some(_) = gpu() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    ok(dir, &train("cpu", "train.steps=20", "cpu"));
+    ok(dir, &train("gpu", "train.steps=20", "cuda"));
+    assert_close(&dir.join("gpu"), &dir.join("cpu"), 1e-4);
+    let summary = fs::read_to_string(dir.join("gpu/summary.json")).unwrap();
+    assert!(summary.contains("\"device\": \"cuda: "), "{summary}");
+    assert!(summary.contains(", f32\""), "{summary}");
+    // The kernels compiled once, into the run's cache.
+    assert!(fs::read_dir(dir.join("gpu/cuda-cache")).unwrap().count() >= 4);
+
+    // modicl eval on either device: the same counts and losses.
+    let eval = |device: &str| -> serde_json::Value {
+        let o = ok(dir, &["eval", "gpu", "--device", device, "--json"]);
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let (c, g) = (eval("cpu"), eval("cuda"));
+    let sets = |v: &serde_json::Value| v["sets"].as_array().unwrap().clone();
+    assert_eq!(sets(&c).len(), 4);
+    for (a, b) in sets(&c).iter().zip(&sets(&g)) {
+        assert_eq!(a["set"], b["set"]);
+        let (la, lb) = (a["loss"].as_f64().unwrap(), b["loss"].as_f64().unwrap());
+        assert!((la - lb).abs() <= 1e-4 * la.abs(), "{a} vs {b}");
+        let (x, y) = (
+            a["acc_last"].as_f64().unwrap(),
+            b["acc_last"].as_f64().unwrap(),
+        );
+        assert!((x - y).abs() <= 0.02, "{a} vs {b}");
+    }
+
+    // modicl bench on the GPU reports the device, its memory and a step time.
+    let mut args = vec!["bench", "--device", "cuda", "--steps", "2", "--json"];
+    args.extend(TINY.iter().filter(|a| **a != "--quiet"));
+    let o = ok(dir, &args);
+    let out = String::from_utf8_lossy(&o.stdout);
+    let json: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert!(json["ms_per_step"].as_f64().unwrap() > 0.0, "{json}");
+    assert!(json["device_mem_mb"].as_f64().unwrap() > 0.0, "{json}");
+    assert_ne!(json["device"], "cpu", "{json}");
+}
+
+#[test]
+fn sigkill_then_resume_on_the_gpu_is_byte_identical() {
+    let Some(_) = gpu() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let steps = "train.steps=30";
+    ok(dir, &train("straight", steps, "cuda"));
+    let want = outputs(&dir.join("straight"));
+
+    // Killed once a checkpoint is written, twice; then resumed to the end.
+    let mut child = cmd(dir, &train("killed", steps, "cuda"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    for step in [5, 15] {
+        wait_for_checkpoint(&dir.join("killed"), step);
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        child = cmd(dir, &["train", "--resume", "killed", "--device", "cuda"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+    }
+    assert!(child.wait().unwrap().success());
+    let got = outputs(&dir.join("killed"));
+    let names = |v: &[(String, Vec<u8>)]| v.iter().map(|f| f.0.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&got), names(&want));
+    for (g, w) in got.iter().zip(&want) {
+        assert!(g.1 == w.1, "{} differs", g.0);
+    }
+}
+
+#[test]
+fn a_run_moves_between_the_cpu_and_the_gpu() {
+    let Some(_) = gpu() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let steps = "train.steps=20";
+    ok(dir, &train("cpu", steps, "cpu"));
+    // Each run stops at step 10 (a checkpoint; SIGKILL right after), then resumes on the
+    // other device.
+    for (first, then) in [("cuda", "cpu"), ("cpu", "cuda")] {
+        let name = format!("from-{first}");
+        let mut child = cmd(dir, &train(&name, steps, first))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for_checkpoint(&dir.join(&name), 10);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        ok(
+            dir,
+            &["train", "--resume", &name, "--device", then, "--quiet"],
+        );
+        assert_close(&dir.join(&name), &dir.join("cpu"), 1e-4);
+    }
+}
+
+#[test]
+fn out_of_memory_mid_run_keeps_the_newest_checkpoint() {
+    let Some(name) = gpu() else { return };
+    if !emulated(&name) {
+        eprintln!("SKIPPED: an out-of-memory on demand needs the GPU emulator");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let steps = "train.steps=20";
+    ok(dir, &train("straight", steps, "cuda"));
+    // The emulator fails every kernel launch after the first N with CUDA_ERROR_OUT_OF_MEMORY.
+    let args = train("r", steps, "cuda");
+    let o = cmd(dir, &args)
+        .env("MODICL_EMU_LAUNCHES_BEFORE_OOM", "700")
+        .output()
+        .unwrap();
+    assert_bad(
+        &o,
+        &args,
+        &[
+            "out of GPU memory",
+            "the run stopped, its newest checkpoint is kept (step ",
+            "--resume",
+        ],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    let at = |key: &str| -> u64 {
+        let rest = &err[err.find(key).unwrap() + key.len()..];
+        rest[..rest.find(|c: char| !c.is_ascii_digit()).unwrap()]
+            .parse()
+            .unwrap()
+    };
+    let (failed, kept) = (at("at step "), at("is kept (step "));
+    assert!(kept > 0 && kept < failed && failed < 20, "{err}");
+    assert!(!dir.join("r/DONE").exists());
+    let v = run(dir, &["verify", "r"]);
+    assert!(v.status.success(), "{}", text(&v));
+    // Resumed (with memory to spare), it ends as the uninterrupted run did.
+    ok(
+        dir,
+        &["train", "--resume", "r", "--device", "cuda", "--quiet"],
+    );
+    assert_eq!(
+        fs::read(dir.join("r/metrics.csv")).unwrap(),
+        fs::read(dir.join("straight/metrics.csv")).unwrap()
+    );
+}
+
+#[test]
+fn a_gpu_too_small_for_the_batch_says_how_much_is_needed() {
+    let Some(name) = gpu() else { return };
+    if !emulated(&name) {
+        eprintln!("SKIPPED: a small GPU on demand needs the GPU emulator");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let args = [
+        "train",
+        "--preset",
+        "cpu",
+        "--device",
+        "cuda",
+        "--run-dir",
+        "r",
+    ];
+    let o = cmd(tmp.path(), &args)
+        .env("MODICL_EMU_MEMORY_MIB", "4")
+        .output()
+        .unwrap();
+    assert_bad(
+        &o,
+        &args,
+        &[
+            "--device cuda",
+            "MiB of GPU memory",
+            "free",
+            "lower task.batch",
+        ],
+    );
+    assert!(!tmp.path().join("r").exists(), "a run directory was made");
+    let bench = ["bench", "--device", "cuda", "--steps", "1"];
+    let o = cmd(tmp.path(), &bench)
+        .env("MODICL_EMU_MEMORY_MIB", "4")
+        .output()
+        .unwrap();
+    assert_bad(
+        &o,
+        &bench,
+        &["--device cuda", "GPU memory", "lower task.batch"],
+    );
+}
+
+#[test]
+fn tf32_and_bf16_runs_train_and_say_so() {
+    let Some(_) = gpu() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let steps = "train.steps=10";
+    ok(dir, &train("f32", steps, "cuda"));
+    for p in ["tf32", "bf16"] {
+        let set = format!("train.precision={p}");
+        let mut args = train(p, steps, "cuda");
+        args.extend(["--set", &set]);
+        ok(dir, &args);
+        let summary = fs::read_to_string(dir.join(p).join("summary.json")).unwrap();
+        assert!(summary.contains(&format!(", {p}\"")), "{summary}");
+        // Reduced-precision products: the losses follow the f32 run's within the stated
+        // tolerance of the products (docs/engine.md), not bit for bit.
+        let (a, b) = (metrics(&dir.join(p)), metrics(&dir.join("f32")));
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(&b) {
+            assert!(
+                (x.2 - y.2).abs() <= 5e-2 * y.2,
+                "{p} step {}: {x:?} vs {y:?}",
+                x.0
+            );
+        }
+        // And the precision took effect: the products were rounded.
+        let same = a.iter().zip(&b).all(|(x, y)| x.2 == y.2);
+        assert!(!same, "{p} gave the f32 run's losses exactly");
+    }
+}
