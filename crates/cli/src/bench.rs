@@ -56,8 +56,8 @@ pub struct BenchResult {
     pub params: usize,
     pub loss_first: f32,
     pub loss_last: f32,
-    /// On a GPU: the GPU, and the device memory the model and its buffers take (MiB).
-    pub device: Option<(String, f64)>,
+    /// On a GPU: what it ran on and the device memory it used.
+    pub device: Option<DeviceUse>,
     /// On the CPU: the shards each batch was split into.
     pub shards: Option<usize>,
 }
@@ -92,7 +92,7 @@ impl Timed {
         name: &str,
         cfg: &ModelConfig,
         (rows, t): (usize, usize),
-        device: Option<(String, f64)>,
+        device: Option<DeviceUse>,
     ) -> BenchResult {
         BenchResult {
             model: name.to_string(),
@@ -148,6 +148,18 @@ fn time_steps(
     })
 }
 
+/// The GPU a bench ran on and the device memory it took.
+#[derive(Clone, Debug)]
+pub struct DeviceUse {
+    /// The GPU and the precision of the products.
+    pub name: String,
+    /// Measured: the device's free memory before the model was built less after the last step
+    /// (MiB): the model, its buffers and whatever cuBLAS allocated.
+    pub mem_mib: f64,
+    /// What `GpuModel::bytes_needed`, the memory check before a run, predicted (MiB).
+    pub estimate_mib: f64,
+}
+
 /// Runs `warmup` untimed and `steps` timed training steps on real batches of the paper's data
 /// (8 tasks, p = 29), in the current rayon pool; `tick` is called after every step.
 pub fn run(
@@ -188,6 +200,7 @@ pub fn run_on_gpu(
     let gpu = modicl_cuda::Gpu::open()?;
     gpu.set_precision(precision)?;
     let info = format!("{}, {}", gpu.info, precision.as_str());
+    let free_before = gpu.free_memory()?;
     let mut dev =
         modicl_cuda::GpuModel::new(gpu, &model, AdamWConfig::default(), None, batch_rows, t)?;
     let timed = time_steps(ds, warmup, steps, tick, &mut |tokens| {
@@ -197,9 +210,15 @@ pub fn run_on_gpu(
         dev.gpu.sync()?;
         Ok(loss.mean)
     })?;
-    let mib = modicl_cuda::GpuModel::bytes_needed(model_cfg, batch_rows, t, precision) as f64
-        / (1 << 20) as f64;
-    Ok(timed.result(name, model_cfg, (batch_rows, t), Some((info, mib))))
+    let used = free_before.saturating_sub(dev.gpu.free_memory()?);
+    let mib = |bytes: usize| bytes as f64 / (1 << 20) as f64;
+    let estimate = modicl_cuda::GpuModel::bytes_needed(model_cfg, batch_rows, t, precision);
+    let device = DeviceUse {
+        name: info,
+        mem_mib: mib(used),
+        estimate_mib: mib(estimate),
+    };
+    Ok(timed.result(name, model_cfg, (batch_rows, t), Some(device)))
 }
 
 /// Like [`run`], on any model and dataset (batches of the dataset's configured size): the

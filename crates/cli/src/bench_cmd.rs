@@ -93,8 +93,9 @@ pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
                 "batch": spec.batch,
                 "loss_first": r.loss_first,
                 "loss_last": r.loss_last,
-                "device": r.device.as_ref().map_or("cpu".to_string(), |d| d.0.clone()),
-                "device_mem_mb": r.device.as_ref().map(|d| d.1),
+                "device": r.device.as_ref().map_or("cpu".to_string(), |d| d.name.clone()),
+                "device_mem_mb": r.device.as_ref().map(|d| d.mem_mib),
+                "device_mem_estimate_mb": r.device.as_ref().map(|d| d.estimate_mib),
                 "tflops": r.gflops / 1e3,
             })
         );
@@ -114,8 +115,11 @@ pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
             r.gflops,
             r.peak_rss_mb
         );
-        if let Some((gpu, mib)) = &r.device {
-            println!("  on {gpu}: {mib:.0} MiB of device memory for the model and its buffers");
+        if let Some(d) = &r.device {
+            println!(
+                "  on {}: {:.0} MiB of device memory used (model, buffers, cuBLAS; {:.0} MiB predicted)",
+                d.name, d.mem_mib, d.estimate_mib
+            );
         }
     }
     Ok(())

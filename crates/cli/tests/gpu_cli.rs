@@ -231,6 +231,39 @@ fn train_eval_and_bench_on_the_gpu_follow_the_cpu() {
 }
 
 #[test]
+fn the_memory_check_counts_every_buffer() {
+    let Some(name) = gpu() else { return };
+    if !emulated(&name) {
+        // A real GPU also counts cuBLAS's workspaces and the allocator's rounding.
+        eprintln!("SKIPPED: exact device memory accounting needs the GPU emulator");
+        return;
+    }
+    // What the model allocates, measured, against what the check before a run predicts
+    // (GpuModel::bytes_needed), for both activations and all three precisions.
+    let tmp = tempfile::tempdir().unwrap();
+    for (act, precision) in [("relu", "f32"), ("gelu", "tf32"), ("relu", "bf16")] {
+        let (a, p) = (
+            format!("model.act={act}"),
+            format!("train.precision={precision}"),
+        );
+        let mut args = vec!["bench", "--device", "cuda", "--steps", "1", "--json"];
+        args.extend(TINY.iter().filter(|a| **a != "--quiet"));
+        args.extend(["--set", &a, "--set", &p]);
+        let o = ok(tmp.path(), &args);
+        let out = String::from_utf8_lossy(&o.stdout);
+        let json: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+        let used = json["device_mem_mb"].as_f64().unwrap();
+        let predicted = json["device_mem_estimate_mb"].as_f64().unwrap();
+        // The estimate may round up (the bf16 copies are sized for the largest operand any
+        // product could have), never down.
+        assert!(
+            used <= predicted && used >= 0.9 * predicted,
+            "{act} {precision}: {used} MiB used, {predicted} MiB predicted"
+        );
+    }
+}
+
+#[test]
 fn sigkill_then_resume_on_the_gpu_is_byte_identical() {
     let Some(_) = gpu() else { return };
     let tmp = tempfile::tempdir().unwrap();
@@ -412,5 +445,30 @@ fn tf32_and_bf16_runs_train_and_say_so() {
         // And the precision took effect: the products were rounded.
         let same = a.iter().zip(&b).all(|(x, y)| x.2 == y.2);
         assert!(!same, "{p} gave the f32 run's losses exactly");
+    }
+}
+
+#[test]
+fn a_sweep_trains_its_runs_on_the_gpu() {
+    let Some(_) = gpu() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    fs::write(dir.join("tiny.toml"), common::TINY).unwrap();
+    let plan = [
+        "sweep",
+        "plan",
+        "sw",
+        "--config",
+        "tiny.toml",
+        "--grid",
+        "task.n_base=1,2",
+    ];
+    ok(dir, &plan);
+    let o = ok(dir, &["sweep", "run", "sw", "--device", "cuda", "--quiet"]);
+    assert!(text(&o).contains("2 of 2 runs done"), "{}", text(&o));
+    for run in ["n_base1", "n_base2"] {
+        let s = fs::read_to_string(dir.join("sw/runs").join(run).join("summary.json"));
+        let s = s.unwrap_or_else(|e| panic!("{run}: {e}"));
+        assert!(s.contains("\"device\": \"cuda: "), "{s}");
     }
 }

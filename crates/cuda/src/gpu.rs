@@ -161,6 +161,17 @@ impl Gpu {
             .map_err(|e| driver("copying from the GPU", e))
     }
 
+    /// The device's free memory now, in bytes (`cuMemGetInfo`), after everything queued.
+    pub fn free_memory(&self) -> Result<usize, CudaError> {
+        self.sync()?;
+        self.ctx
+            .bind_to_thread()
+            .map_err(|e| driver("binding the context", e))?;
+        let (free, _) =
+            cudarc::driver::result::mem_get_info().map_err(|e| driver("cuMemGetInfo", e))?;
+        Ok(free)
+    }
+
     /// Waits for everything queued.
     pub fn sync(&self) -> Result<(), CudaError> {
         self.stream

@@ -14,21 +14,23 @@ use modicl_engine::{Activation, AdamWConfig, Loss, Model, ModelConfig, ParamLayo
 use crate::gpu::{launch, one_block, per_element, per_warp, Gpu, Precision};
 use crate::CudaError;
 
-/// Activations of one block on the device (the CPU engine's `BlockActs`).
+/// What one block keeps from its forward pass for the backward pass: the CPU engine's
+/// `BlockActs` less what is cheap to recompute or not needed. The LayerNorm outputs are
+/// recomputed from their inputs and saved statistics (the same kernel on the same inputs, so
+/// the same bits), the attention projection's output is not needed, and of the MLP's
+/// activation only one side is kept: the output for ReLU (its sign is the input's), the input
+/// for GELU (the output is recomputed).
 struct Block {
-    ln1: CudaSlice<f32>,
     ln1_mean: CudaSlice<f32>,
     ln1_rstd: CudaSlice<f32>,
     qkv: CudaSlice<f32>,
     att: CudaSlice<f32>,
     z: CudaSlice<f32>,
-    attn_out: CudaSlice<f32>,
     mid: CudaSlice<f32>,
-    ln2: CudaSlice<f32>,
     ln2_mean: CudaSlice<f32>,
     ln2_rstd: CudaSlice<f32>,
-    pre: CudaSlice<f32>,
-    post: CudaSlice<f32>,
+    /// ReLU: the activation's output; GELU: its input.
+    mlp: CudaSlice<f32>,
 }
 
 /// A model, its optimizer state and the buffers of one batch shape, on the GPU.
@@ -55,6 +57,13 @@ pub struct GpuModel {
     scored: usize,
     resid: Vec<CudaSlice<f32>>,
     blocks: Vec<Block>,
+    /// A LayerNorm output [N, d], shared by every block: written in the forward pass, and
+    /// again in the backward pass where a product's weight gradient needs it.
+    ln: CudaSlice<f32>,
+    /// The attention projection's output [N, d], shared (forward only).
+    attn_out: CudaSlice<f32>,
+    /// The MLP activation's side that no block keeps [N, 4d], shared.
+    mlp_tmp: CudaSlice<f32>,
     head_in: CudaSlice<f32>,
     lnf: CudaSlice<f32>,
     lnf_mean: CudaSlice<f32>,
@@ -131,19 +140,15 @@ impl GpuModel {
         let mut blocks = Vec::new();
         for _ in 0..c.layers {
             blocks.push(Block {
-                ln1: z(n * d)?,
                 ln1_mean: z(n)?,
                 ln1_rstd: z(n)?,
                 qkv: z(n * 3 * d)?,
                 att: z(batch * h * seq * seq)?,
                 z: z(n * d)?,
-                attn_out: z(n * d)?,
                 mid: z(n * d)?,
-                ln2: z(n * d)?,
                 ln2_mean: z(n)?,
                 ln2_rstd: z(n)?,
-                pre: z(n * f)?,
-                post: z(n * f)?,
+                mlp: z(n * f)?,
             });
         }
         let chunks = n.div_ceil(LN_CHUNK);
@@ -163,6 +168,9 @@ impl GpuModel {
             scored: 0,
             resid: (0..=c.layers).map(|_| z(n * d)).collect::<Result<_, _>>()?,
             blocks,
+            ln: z(n * d)?,
+            attn_out: z(n * d)?,
+            mlp_tmp: z(n * f)?,
             head_in: z(n * d)?,
             lnf: z(n * d)?,
             lnf_mean: z(n)?,
@@ -267,10 +275,13 @@ impl GpuModel {
             c.layers,
         );
         let att = batch * h * seq * seq;
-        let per_block = 8 * n * d + 4 * n + att + 2 * n * f;
+        // qkv, z, mid; four row statistics; the probabilities; one side of the MLP.
+        let per_block = 5 * n * d + 4 * n + att + n * f;
         let floats = 4 * layout.total
             + l * per_block
             + (l + 1) * n * d
+            + 2 * n * d
+            + n * f
             + 2 * n * d
             + 3 * n
             + 2 * n * v
@@ -358,14 +369,14 @@ impl GpuModel {
             let a = &mut self.blocks[l];
             ln_fwd(
                 gpu,
-                (&mut a.ln1, &mut a.ln1_mean, &mut a.ln1_rstd),
+                (&mut self.ln, &mut a.ln1_mean, &mut a.ln1_rstd),
                 x,
                 (&w(off.ln1_w, d), &w(off.ln1_b, d)),
                 (n, d, eps),
             )?;
             gpu.linear(
                 &mut a.qkv,
-                &a.ln1,
+                &self.ln,
                 &w(off.qkv, 3 * d * d),
                 n,
                 d,
@@ -398,7 +409,7 @@ impl GpuModel {
                 &di,
                 &hi
             )?;
-            gpu.linear(&mut a.attn_out, &a.z, &w(off.o, d * d), n, d, d, false)?;
+            gpu.linear(&mut self.attn_out, &a.z, &w(off.o, d * d), n, d, d, false)?;
             let nd = (n * d) as i64;
             launch!(
                 gpu,
@@ -406,30 +417,35 @@ impl GpuModel {
                 per_element(n * d),
                 &mut a.mid,
                 x,
-                &a.attn_out,
+                &self.attn_out,
                 &nd
             )?;
             ln_fwd(
                 gpu,
-                (&mut a.ln2, &mut a.ln2_mean, &mut a.ln2_rstd),
+                (&mut self.ln, &mut a.ln2_mean, &mut a.ln2_rstd),
                 &a.mid,
                 (&w(off.ln2_w, d), &w(off.ln2_b, d)),
                 (n, d, eps),
             )?;
-            gpu.linear(&mut a.pre, &a.ln2, &w(off.fc, f * d), n, d, f, false)?;
+            // The block keeps the activation's output (ReLU) or input (GELU).
+            let (pre, post) = match c.act {
+                Activation::Relu => (&mut self.mlp_tmp, &mut a.mlp),
+                Activation::GeluTanh => (&mut a.mlp, &mut self.mlp_tmp),
+            };
+            gpu.linear(pre, &self.ln, &w(off.fc, f * d), n, d, f, false)?;
             let nf = (n * f) as i64;
             launch!(
                 gpu,
                 "act_fwd",
                 per_element(n * f),
-                &mut a.post,
-                &a.pre,
+                &mut *post,
+                &*pre,
                 &nf,
                 &act
             )?;
             st.memcpy_dtod(&a.mid, out)
                 .map_err(|e| crate::gpu::driver("residual copy", e))?;
-            gpu.linear(out, &a.post, &w(off.proj, d * f), n, f, d, true)?;
+            gpu.linear(out, &*post, &w(off.proj, d * f), n, f, d, true)?;
         }
         let (sci, vi) = (sc as i32, v as i32);
         launch!(
@@ -559,8 +575,9 @@ impl GpuModel {
             &di
         )?;
         let one = 1i32;
+        let eps = c.ln_eps;
         for (l, off) in lay.blocks.iter().enumerate().rev() {
-            let a = &self.blocks[l];
+            let a = &mut self.blocks[l];
             let BlockOffsets {
                 ln1_w,
                 ln1_b,
@@ -571,29 +588,45 @@ impl GpuModel {
                 fc,
                 proj,
             } = *off;
-            // MLP: g is d resid_post.
+            // MLP: g is d resid_post. The activation's output: kept (ReLU) or recomputed.
+            let nf = (n * f) as i64;
+            let post = match c.act {
+                Activation::Relu => &a.mlp,
+                Activation::GeluTanh => {
+                    let (tmp, pre) = (&mut self.mlp_tmp, &a.mlp);
+                    launch!(gpu, "act_fwd", per_element(n * f), tmp, pre, &nf, &act)?;
+                    &self.mlp_tmp
+                }
+            };
             gpu.linear_bwd(
                 (&mut self.dmlp, &mut grads.slice_mut(proj..proj + d * f)),
                 &self.g,
-                (&a.post, &w(proj, d * f)),
+                (post, &w(proj, d * f)),
                 n,
                 f,
                 d,
             )?;
-            let nf = (n * f) as i64;
+            // ReLU's derivative from its output: the output is positive where the input is.
             launch!(
                 gpu,
                 "act_bwd",
                 per_element(n * f),
                 &mut self.dmlp,
-                &a.pre,
+                &a.mlp,
                 &nf,
                 &act
+            )?;
+            ln_fwd(
+                gpu,
+                (&mut self.ln, &mut a.ln2_mean, &mut a.ln2_rstd),
+                &a.mid,
+                (&w(ln2_w, d), &w(ln2_b, d)),
+                (n, d, eps),
             )?;
             gpu.linear_bwd(
                 (&mut self.dln, &mut grads.slice_mut(fc..fc + f * d)),
                 &self.dmlp,
-                (&a.ln2, &w(fc, f * d)),
+                (&self.ln, &w(fc, f * d)),
                 n,
                 d,
                 f,
@@ -657,10 +690,17 @@ impl GpuModel {
                 &dh,
                 &one
             )?;
+            ln_fwd(
+                gpu,
+                (&mut self.ln, &mut a.ln1_mean, &mut a.ln1_rstd),
+                &self.resid[l],
+                (&w(ln1_w, d), &w(ln1_b, d)),
+                (n, d, eps),
+            )?;
             gpu.linear_bwd(
                 (&mut self.dln, &mut grads.slice_mut(qkv..qkv + 3 * d * d)),
                 &self.dqkv,
-                (&a.ln1, &w(qkv, 3 * d * d)),
+                (&self.ln, &w(qkv, 3 * d * d)),
                 n,
                 d,
                 3 * d,
