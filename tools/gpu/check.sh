@@ -184,7 +184,8 @@ resume() {
 check resume 300 resume
 DETAIL[resume]+="; $(grep -m1 '^RESUME' "$OUT/resume.log")"
 
-check torch 300 python3 tools/gpu/torch_step.py --steps 20
+# The same batch as the paper-d4 preset (1536), which bench times.
+check torch 300 python3 tools/gpu/torch_step.py --steps 20 --batch 1536
 DETAIL[torch]+="; $(tail -n 1 "$OUT/torch.log" | cut -c1-200)"
 
 check bench 300 "$B/modicl" bench --device cuda --preset paper-d4 --steps 10 --json
@@ -203,9 +204,11 @@ o = sys.argv[1]
 last = lambda f: json.loads(open(f"{o}/{f}.log").read().strip().splitlines()[-1])
 try:
     t, m = last("torch"), last("bench-bf16")
-    print("modicl bf16 %.1f ms/step (%.1f TFLOP/s, %.2f GiB) vs PyTorch %.1f ms/step (%.2f GiB peak): ratio %.2f; 200k steps would take %.1f h" % (
-        m["ms_per_step"], m["tflops"], m["device_mem_mb"] / 1024, t["ms_per_step"], t["peak_mem_gib"],
-        m["ms_per_step"] / t["ms_per_step"], m["ms_per_step"] * 2e5 / 3.6e6))
+    # Per token, in case the batches differ (both should be 1536).
+    ratio = t["tokens_per_s"] / m["tokens_per_s"]
+    print("modicl bf16 %.1f ms/step at batch %d (%.1f TFLOP/s, %.2f GiB measured) vs PyTorch %.1f ms/step at batch %d (%.2f GiB peak): time ratio %.2f per token; 200k steps would take %.1f h" % (
+        m["ms_per_step"], m["batch"], m["tflops"], m["device_mem_mb"] / 1024, t["ms_per_step"], t["batch"],
+        t["peak_mem_gib"], ratio, m["ms_per_step"] * 2e5 / 3.6e6))
 except Exception as e:
     print("not measured:", e)
 PY

@@ -1,8 +1,9 @@
 """The PyTorch reference step time on a GPU: the official model (tools/reference/model.py) at
-the paper-d4 size (d 512, 4 heads, 4 blocks, batch 1024, 32 examples: T = 95, vocabulary 47),
+the paper-d4 size (d 512, 4 heads, 4 blocks, batch 1536 as the preset, 32 examples: T = 95,
+vocabulary 47),
 trained the way the official code trains: bf16 autocast, SDPA attention, torch.compile, AdamW.
 
-    python3 tools/gpu/torch_step.py [--steps 20] [--warmup 5] [--batch 1024] [--no-compile]
+    python3 tools/gpu/torch_step.py [--steps 20] [--warmup 5] [--batch 1536] [--no-compile]
 
 Prints one JSON object: ms_per_step (median), tokens_per_s, peak_mem_gib
 (torch.cuda.max_memory_allocated), the settings and the torch version.
@@ -25,7 +26,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=5)
-    ap.add_argument("--batch", type=int, default=1024)
+    ap.add_argument("--batch", type=int, default=1536)
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--no-compile", action="store_true")
     a = ap.parse_args()

@@ -18,20 +18,7 @@ use common::{assert_bad, text};
 
 /// The GPU's name, or None (and SKIPPED printed) without one.
 fn gpu() -> Option<String> {
-    match modicl_cuda::open_device() {
-        Ok(d) => {
-            eprintln!("GPU: {d}");
-            Some(d.name)
-        }
-        Err(e) => {
-            assert!(
-                std::env::var("MODICL_REQUIRE_GPU").is_err(),
-                "MODICL_REQUIRE_GPU is set but {e}"
-            );
-            eprintln!("SKIPPED: {e}");
-            None
-        }
-    }
+    modicl_cuda::device_or_skip().map(|d| d.name)
 }
 
 /// Whether the GPU is the emulator, whose fault switches the last tests use.
@@ -39,34 +26,21 @@ fn emulated(name: &str) -> bool {
     name.contains("emulator")
 }
 
+/// A temporary folder holding `tiny.toml` (the CLI tests' tiny run: p = 7, d 16).
+fn setup() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    fs::write(tmp.path().join("tiny.toml"), common::TINY).unwrap();
+    tmp
+}
+
+/// The tiny run with a checkpoint every 5 steps and no early evaluations.
 const TINY: &[&str] = &[
-    "--set",
-    "task.p=7",
-    "--set",
-    "task.n_base=2",
-    "--set",
-    "task.batch=16",
-    "--set",
-    "task.examples=6",
-    "--set",
-    "model.d_model=16",
-    "--set",
-    "model.heads=2",
-    "--set",
-    "optim.lr=3e-3",
-    "--set",
-    "train.warmup=3",
-    "--set",
-    "train.eval_every=10",
-    "--set",
-    "train.eval_early=0",
-    "--set",
-    "train.checkpoints=log:2",
+    "--config",
+    "tiny.toml",
     "--set",
     "train.save_every=5",
     "--set",
-    "eval.seqs_per_task=2",
-    "--quiet",
+    "train.eval_early=0",
 ];
 
 /// The binary under test: MODICL_BIN (tools/gpu/check.sh runs a bundled copy of this test on
@@ -89,9 +63,19 @@ fn run(dir: &Path, args: &[&str]) -> Output {
 /// `modicl train` of the tiny run for `steps` steps on `device` into `run_dir`.
 fn train<'a>(run_dir: &'a str, steps: &'a str, device: &'a str) -> Vec<&'a str> {
     let mut a = vec!["train", "--run-dir", run_dir, "--set", steps];
-    a.extend_from_slice(&["--device", device]);
+    a.extend_from_slice(&["--device", device, "--quiet"]);
     a.extend_from_slice(TINY);
     a
+}
+
+/// `modicl bench --device cuda --json` of the tiny run, with `extra` arguments: its JSON.
+fn bench_json(dir: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["bench", "--device", "cuda", "--steps", "1", "--json"];
+    args.extend_from_slice(TINY);
+    args.extend_from_slice(extra);
+    let o = ok(dir, &args);
+    let out = String::from_utf8_lossy(&o.stdout);
+    serde_json::from_str(out.lines().last().unwrap()).unwrap()
 }
 
 fn ok(dir: &Path, args: &[&str]) -> Output {
@@ -189,7 +173,7 @@ fn wait_for_checkpoint(run: &Path, step: u64) {
 #[test]
 fn train_eval_and_bench_on_the_gpu_follow_the_cpu() {
     let Some(_) = gpu() else { return };
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = setup();
     let dir = tmp.path();
     ok(dir, &train("cpu", "train.steps=20", "cpu"));
     ok(dir, &train("gpu", "train.steps=20", "cuda"));
@@ -220,11 +204,7 @@ fn train_eval_and_bench_on_the_gpu_follow_the_cpu() {
     }
 
     // modicl bench on the GPU reports the device, its memory and a step time.
-    let mut args = vec!["bench", "--device", "cuda", "--steps", "2", "--json"];
-    args.extend(TINY.iter().filter(|a| **a != "--quiet"));
-    let o = ok(dir, &args);
-    let out = String::from_utf8_lossy(&o.stdout);
-    let json: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    let json = bench_json(dir, &[]);
     assert!(json["ms_per_step"].as_f64().unwrap() > 0.0, "{json}");
     assert!(json["device_mem_mb"].as_f64().unwrap() > 0.0, "{json}");
     assert_ne!(json["device"], "cpu", "{json}");
@@ -240,18 +220,13 @@ fn the_memory_check_counts_every_buffer() {
     }
     // What the model allocates, measured, against what the check before a run predicts
     // (GpuModel::bytes_needed), for both activations and all three precisions.
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = setup();
     for (act, precision) in [("relu", "f32"), ("gelu", "tf32"), ("relu", "bf16")] {
         let (a, p) = (
             format!("model.act={act}"),
             format!("train.precision={precision}"),
         );
-        let mut args = vec!["bench", "--device", "cuda", "--steps", "1", "--json"];
-        args.extend(TINY.iter().filter(|a| **a != "--quiet"));
-        args.extend(["--set", &a, "--set", &p]);
-        let o = ok(tmp.path(), &args);
-        let out = String::from_utf8_lossy(&o.stdout);
-        let json: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+        let json = bench_json(tmp.path(), &["--set", &a, "--set", &p]);
         let used = json["device_mem_mb"].as_f64().unwrap();
         let predicted = json["device_mem_estimate_mb"].as_f64().unwrap();
         // The estimate may round up (the bf16 copies are sized for the largest operand any
@@ -266,7 +241,7 @@ fn the_memory_check_counts_every_buffer() {
 #[test]
 fn sigkill_then_resume_on_the_gpu_is_byte_identical() {
     let Some(_) = gpu() else { return };
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = setup();
     let dir = tmp.path();
     let steps = "train.steps=30";
     ok(dir, &train("straight", steps, "cuda"));
@@ -300,7 +275,7 @@ fn sigkill_then_resume_on_the_gpu_is_byte_identical() {
 #[test]
 fn a_run_moves_between_the_cpu_and_the_gpu() {
     let Some(_) = gpu() else { return };
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = setup();
     let dir = tmp.path();
     let steps = "train.steps=20";
     ok(dir, &train("cpu", steps, "cpu"));
@@ -331,7 +306,7 @@ fn out_of_memory_mid_run_keeps_the_newest_checkpoint() {
         eprintln!("SKIPPED: an out-of-memory on demand needs the GPU emulator");
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = setup();
     let dir = tmp.path();
     let steps = "train.steps=20";
     ok(dir, &train("straight", steps, "cuda"));
@@ -380,7 +355,7 @@ fn a_gpu_too_small_for_the_batch_says_how_much_is_needed() {
         eprintln!("SKIPPED: a small GPU on demand needs the GPU emulator");
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = setup();
     let args = [
         "train",
         "--preset",
@@ -420,7 +395,7 @@ fn a_gpu_too_small_for_the_batch_says_how_much_is_needed() {
 #[test]
 fn tf32_and_bf16_runs_train_and_say_so() {
     let Some(_) = gpu() else { return };
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = setup();
     let dir = tmp.path();
     let steps = "train.steps=10";
     ok(dir, &train("f32", steps, "cuda"));
@@ -451,9 +426,8 @@ fn tf32_and_bf16_runs_train_and_say_so() {
 #[test]
 fn a_sweep_trains_its_runs_on_the_gpu() {
     let Some(_) = gpu() else { return };
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = setup();
     let dir = tmp.path();
-    fs::write(dir.join("tiny.toml"), common::TINY).unwrap();
     let plan = [
         "sweep",
         "plan",

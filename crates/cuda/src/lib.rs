@@ -310,6 +310,26 @@ impl std::fmt::Display for DeviceInfo {
     }
 }
 
+/// For GPU tests: the GPU, or `None` with `SKIPPED: <why>` printed when there is none. With
+/// `MODICL_REQUIRE_GPU` set (tools/gpu/check.sh on a GPU, tools/gpu/emulate.sh on the
+/// emulator) no GPU is a panic instead, so that those runs cannot pass by skipping.
+pub fn device_or_skip() -> Option<DeviceInfo> {
+    match open_device() {
+        Ok(d) => {
+            eprintln!("GPU: {d}");
+            Some(d)
+        }
+        Err(e) => {
+            assert!(
+                std::env::var("MODICL_REQUIRE_GPU").is_err(),
+                "MODICL_REQUIRE_GPU is set but {e}"
+            );
+            eprintln!("SKIPPED: {e}");
+            None
+        }
+    }
+}
+
 /// Opens GPU 0 after checking for the driver, NVRTC and cuBLAS, so that a machine without any
 /// of them gets an error naming what is missing rather than a panic inside `cudarc`.
 pub fn open_device() -> Result<DeviceInfo, CudaError> {

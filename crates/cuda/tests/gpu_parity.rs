@@ -9,21 +9,9 @@ use modicl_engine::{Activation, AdamW, AdamWConfig, Model, ModelConfig, Workspac
 
 const TOL: f64 = 1e-5;
 
+/// GPU 0, opened, or None (SKIPPED printed) without one.
 fn gpu_or_skip() -> Option<Gpu> {
-    match Gpu::open() {
-        Ok(g) => {
-            eprintln!("GPU: {}", g.info);
-            Some(g)
-        }
-        Err(e) => {
-            assert!(
-                std::env::var("MODICL_REQUIRE_GPU").is_err(),
-                "MODICL_REQUIRE_GPU is set but {e}"
-            );
-            eprintln!("SKIPPED: {e}");
-            None
-        }
-    }
+    modicl_cuda::device_or_skip().map(|_| Gpu::open().unwrap())
 }
 
 fn rel(a: &[f32], b: &[f32]) -> f64 {

@@ -15,20 +15,7 @@ struct Quiet;
 impl Observer for Quiet {}
 
 fn gpu_or_skip() -> bool {
-    match modicl_cuda::open_device() {
-        Ok(d) => {
-            eprintln!("GPU: {d}");
-            true
-        }
-        Err(e) => {
-            assert!(
-                std::env::var("MODICL_REQUIRE_GPU").is_err(),
-                "MODICL_REQUIRE_GPU is set but {e}"
-            );
-            eprintln!("SKIPPED: {e}");
-            false
-        }
-    }
+    modicl_cuda::device_or_skip().is_some()
 }
 
 #[test]

@@ -119,6 +119,7 @@ struct Fiber {
     void* sp;
     State state;
     unsigned mask;  // of a warp wait
+    emu_dim3 idx;   // threadIdx
 };
 
 Fiber g_fibers[MAX_THREADS];
@@ -131,10 +132,12 @@ void** g_params;
 uint64_t g_xbuf[2][MAX_THREADS];  // the shuffle exchange, double-buffered
 uint8_t g_xpar[MAX_THREADS];
 
+void leave(int me);
+
 [[noreturn]] void fiber_entry() {
     g_thunk(g_params);
     g_fibers[g_cur].state = DONE;
-    emu_switch(&g_fibers[g_cur].sp, g_sched_sp);
+    leave(g_cur);
     __builtin_unreachable();
 }
 
@@ -160,22 +163,37 @@ void fiber_init(int i) {
     g_fibers[i].sp = &s[-8];
     g_fibers[i].state = RUN;
     g_fibers[i].mask = 0;
+    g_fibers[i].idx = {i % blockDim.x, (i / blockDim.x) % blockDim.y,
+                       i / (blockDim.x * blockDim.y)};
     g_xpar[i] = 0;
 }
 
 void resume(int i) {
     g_cur = i;
-    threadIdx.x = i % blockDim.x;
-    threadIdx.y = (i / blockDim.x) % blockDim.y;
-    threadIdx.z = i / (blockDim.x * blockDim.y);
+    threadIdx = g_fibers[i].idx;
     emu_switch(&g_sched_sp, g_fibers[i].sp);
 }
 
+// Leaves the running thread `me` (its state set) for the next runnable lane of its warp, or
+// the scheduler when there is none: a warp's lanes pass a barrier in one round of switches.
+void leave(int me) {
+    const int end = (me | 31) + 1 < g_threads ? (me | 31) + 1 : g_threads;
+    for (int j = me + 1; j < end; j++) {
+        if (g_fibers[j].state == RUN) {
+            g_cur = j;
+            threadIdx = g_fibers[j].idx;
+            emu_switch(&g_fibers[me].sp, g_fibers[j].sp);
+            return;
+        }
+    }
+    emu_switch(&g_fibers[me].sp, g_sched_sp);
+}
+
 void wait(State s, unsigned mask) {
-    Fiber& f = g_fibers[g_cur];
-    f.state = s;
-    f.mask = mask;
-    emu_switch(&f.sp, g_sched_sp);
+    const int me = g_cur;
+    g_fibers[me].state = s;
+    g_fibers[me].mask = mask;
+    leave(me);
 }
 
 // Runs one block to the end; an error (a barrier that cannot pass) is returned as text.
