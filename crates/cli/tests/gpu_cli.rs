@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{assert_bad, text};
+use common::{assert_bad, assert_same, outputs, text};
 
 /// The GPU's name, or None (and SKIPPED printed) without one.
 fn gpu() -> Option<String> {
@@ -117,35 +117,6 @@ fn assert_close(a: &Path, b: &Path, tol: f64) {
         assert!(rel <= tol, "step {} {}: loss {} vs {}", x.0, x.1, x.2, y.2);
         assert!(x.3.abs_diff(y.3) <= x.4.div_ceil(100), "{x:?} vs {y:?}");
     }
-}
-
-/// Every file of a run that must not depend on interruptions, with its bytes.
-fn outputs(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut names = vec![
-        "config.toml".to_string(),
-        "metrics.csv".into(),
-        "shots.csv".into(),
-    ];
-    let mut cks: Vec<String> = fs::read_dir(dir.join("checkpoints"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    cks.sort();
-    for ck in cks {
-        let mut files: Vec<String> = fs::read_dir(dir.join("checkpoints").join(&ck))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        files.sort();
-        names.extend(files.into_iter().map(|f| format!("checkpoints/{ck}/{f}")));
-    }
-    names
-        .into_iter()
-        .map(|n| {
-            let bytes = fs::read(dir.join(&n)).unwrap();
-            (n, bytes)
-        })
-        .collect()
 }
 
 /// Waits until `run` has a complete checkpoint at `step` or later.
@@ -264,12 +235,7 @@ fn sigkill_then_resume_on_the_gpu_is_byte_identical() {
             .unwrap();
     }
     assert!(child.wait().unwrap().success());
-    let got = outputs(&dir.join("killed"));
-    let names = |v: &[(String, Vec<u8>)]| v.iter().map(|f| f.0.clone()).collect::<Vec<_>>();
-    assert_eq!(names(&got), names(&want));
-    for (g, w) in got.iter().zip(&want) {
-        assert!(g.1 == w.1, "{} differs", g.0);
-    }
+    assert_same(&outputs(&dir.join("killed")), &want);
 }
 
 #[test]

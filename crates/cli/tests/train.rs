@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::{assert_same, outputs};
+
 use std::fs;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -64,40 +66,6 @@ fn spawn(dir: &Path, args: &[&str]) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawns")
-}
-
-/// Every file of a run that must not depend on interruptions (not summary.json, which
-/// holds timings, nor the plots).
-fn outputs(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    for f in ["config.toml", "metrics.csv", "shots.csv", "DONE"] {
-        out.push((f.to_string(), fs::read(dir.join(f)).unwrap()));
-    }
-    let mut cks: Vec<String> = fs::read_dir(dir.join("checkpoints"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    cks.sort();
-    for ck in cks {
-        let mut files: Vec<String> = fs::read_dir(dir.join("checkpoints").join(&ck))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        files.sort();
-        for f in files {
-            let p = format!("checkpoints/{ck}/{f}");
-            out.push((p.clone(), fs::read(dir.join(&p)).unwrap()));
-        }
-    }
-    out
-}
-
-fn assert_same(got: &[(String, Vec<u8>)], want: &[(String, Vec<u8>)]) {
-    let names = |v: &[(String, Vec<u8>)]| v.iter().map(|f| f.0.clone()).collect::<Vec<_>>();
-    assert_eq!(names(got), names(want));
-    for (g, w) in got.iter().zip(want) {
-        assert!(g.1 == w.1, "{} differs", g.0);
-    }
 }
 
 #[test]

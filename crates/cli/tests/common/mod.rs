@@ -1,6 +1,7 @@
 //! Helpers shared by the binary's integration tests.
 #![allow(dead_code)] // each test file uses a different subset
 
+use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -94,4 +95,38 @@ pub fn train_tiny_kept(dir: &Path) {
     ];
     let o = run(dir, &args);
     assert!(o.status.success(), "{}", text(&o));
+}
+
+/// Every file of a run that must not depend on interruptions (not summary.json, which
+/// holds timings, nor the plots).
+pub fn outputs(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for f in ["config.toml", "metrics.csv", "shots.csv", "DONE"] {
+        out.push((f.to_string(), fs::read(dir.join(f)).unwrap()));
+    }
+    let mut cks: Vec<String> = fs::read_dir(dir.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    cks.sort();
+    for ck in cks {
+        let mut files: Vec<String> = fs::read_dir(dir.join("checkpoints").join(&ck))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        for f in files {
+            let p = format!("checkpoints/{ck}/{f}");
+            out.push((p.clone(), fs::read(dir.join(&p)).unwrap()));
+        }
+    }
+    out
+}
+
+pub fn assert_same(got: &[(String, Vec<u8>)], want: &[(String, Vec<u8>)]) {
+    let names = |v: &[(String, Vec<u8>)]| v.iter().map(|f| f.0.clone()).collect::<Vec<_>>();
+    assert_eq!(names(got), names(want));
+    for (g, w) in got.iter().zip(want) {
+        assert!(g.1 == w.1, "{} differs", g.0);
+    }
 }
