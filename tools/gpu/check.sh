@@ -28,6 +28,7 @@
 #   torch        PyTorch's paper-d4 step: official model, bf16 autocast, SDPA, torch.compile;
 #   bench        `modicl bench --device cuda --preset paper-d4` (f32);
 #   bench-bf16   the same with train.precision = bf16, the official runs' arithmetic;
+#   profile      that step's device time per kernel and product (bench --profile);
 #   speed        modicl's bf16 step over PyTorch's (same card, same script) and device memory.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -194,6 +195,11 @@ DETAIL[bench]+="; $(tail -n 1 "$OUT/bench.log" | cut -c1-200)"
 check bench-bf16 300 "$B/modicl" bench --device cuda --preset paper-d4 --steps 10 --json \
   --set train.precision=bf16
 DETAIL[bench-bf16]+="; $(tail -n 1 "$OUT/bench-bf16.log" | cut -c1-200)"
+
+# Where modicl's bf16 step spends its device time, kernel by kernel (for the next round of work).
+check profile 300 "$B/modicl" bench --device cuda --preset paper-d4 --steps 3 \
+  --set train.precision=bf16 --profile
+DETAIL[profile]+="; top: $(grep -A3 '^    operation' "$OUT/profile.log" | tail -n 3 | awk '{n = $1; for (i = 2; i <= NF - 3; i++) n = n " " $i; printf "%s %s ms (%s); ", n, $(NF-1), $NF}' | cut -c1-200)"
 
 # modicl's step against PyTorch's, same card (ratio > 1: modicl is slower), and device memory.
 if [[ " ${ORDER[*]} " == *" torch "* && " ${ORDER[*]} " == *" bench-bf16 "* ]]; then

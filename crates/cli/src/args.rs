@@ -632,6 +632,10 @@ pub struct BenchArgs {
     /// Print one JSON object (ms_per_step, tokens_per_s, gflops, peak_rss_mb, ...).
     #[arg(long)]
     pub json: bool,
+    /// With --device cuda: after the timed steps, time every kernel and matrix product of 5
+    /// more steps on the device (CUDA events) and print where a step's time goes.
+    #[arg(long)]
+    pub profile: bool,
     #[command(flatten)]
     pub device: DeviceArg,
     /// With --preset, --config, --set or --tasks: time that configuration's exact training

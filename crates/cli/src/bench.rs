@@ -60,6 +60,9 @@ pub struct BenchResult {
     pub device: Option<DeviceUse>,
     /// On the CPU: the shards each batch was split into.
     pub shards: Option<usize>,
+    /// With `--profile` (GPU): each kernel's and product's calls and device milliseconds per
+    /// step, the most first.
+    pub profile: Vec<modicl_cuda::OpTime>,
 }
 
 /// Peak resident memory of this process so far (Linux; 0 elsewhere).
@@ -107,6 +110,7 @@ impl Timed {
             loss_last: self.last,
             device,
             shards: None,
+            profile: Vec::new(),
         }
     }
 }
@@ -183,14 +187,31 @@ pub fn reference_data(spec: &BenchSpec) -> anyhow::Result<Dataset> {
     Ok(Dataset::build(&task)?)
 }
 
+/// Steps profiled after the timed ones by `bench --profile`.
+pub const PROFILED_STEPS: usize = 5;
+
+/// One training step on the GPU, ending with the loss copied back.
+fn gpu_step(
+    dev: &mut modicl_cuda::GpuModel,
+    tokens: &[u32],
+    seq_len: usize,
+    positions: &[usize],
+) -> anyhow::Result<f32> {
+    let loss = dev.forward(tokens, seq_len, positions)?;
+    dev.backward()?;
+    dev.update(1.5e-4)?;
+    dev.gpu.sync()?;
+    Ok(loss.mean)
+}
+
 /// Like [`run_on`], with the training steps on GPU 0 (`modicl-cuda`'s `GpuModel`); each timed
-/// step ends with the loss copied back, so the times include the whole step.
+/// step ends with the loss copied back, so the times include the whole step. With `profile`,
+/// [`PROFILED_STEPS`] more steps follow with every kernel and product timed on the device.
 pub fn run_on_gpu(
     name: &str,
     (model_cfg, precision): (&ModelConfig, modicl_cuda::Precision),
     ds: &Dataset,
-    warmup: usize,
-    steps: usize,
+    (warmup, steps, profile): (usize, usize, bool),
     tick: &dyn Fn(),
 ) -> anyhow::Result<BenchResult> {
     let batch_rows = ds.config.batch as usize;
@@ -204,12 +225,22 @@ pub fn run_on_gpu(
     let mut dev =
         modicl_cuda::GpuModel::new(gpu, &model, AdamWConfig::default(), None, batch_rows, t)?;
     let timed = time_steps(ds, warmup, steps, tick, &mut |tokens| {
-        let loss = dev.forward(tokens, s, &positions)?;
-        dev.backward()?;
-        dev.update(1.5e-4)?;
-        dev.gpu.sync()?;
-        Ok(loss.mean)
+        gpu_step(&mut dev, tokens, s, &positions)
     })?;
+    let mut ops = Vec::new();
+    if profile {
+        let mut batch = ds.train_batch(0);
+        dev.gpu.profile_start();
+        for i in 0..PROFILED_STEPS {
+            ds.fill_train_batch((warmup + steps + i) as u64, &mut batch);
+            gpu_step(&mut dev, &batch.tokens, s, &positions)?;
+        }
+        ops = dev.gpu.profile_stop()?;
+        for o in &mut ops {
+            o.calls /= PROFILED_STEPS;
+            o.ms /= PROFILED_STEPS as f64;
+        }
+    }
     let used = free_before.saturating_sub(dev.gpu.free_memory()?);
     let mib = |bytes: usize| bytes as f64 / (1 << 20) as f64;
     let estimate = modicl_cuda::GpuModel::bytes_needed(model_cfg, batch_rows, t, precision);
@@ -218,7 +249,9 @@ pub fn run_on_gpu(
         mem_mib: mib(used),
         estimate_mib: mib(estimate),
     };
-    Ok(timed.result(name, model_cfg, (batch_rows, t), Some(device)))
+    let mut r = timed.result(name, model_cfg, (batch_rows, t), Some(device));
+    r.profile = ops;
+    Ok(r)
 }
 
 /// Like [`run`], on any model and dataset (batches of the dataset's configured size): the

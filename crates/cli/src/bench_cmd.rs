@@ -13,6 +13,10 @@ pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
         let e = modicl_config::ConfigError::invalid("--shards", n, "only with --device cpu");
         return Err(e.into());
     }
+    if a.profile && !on_gpu {
+        let e = modicl_config::ConfigError::invalid("--profile", true, "only with --device cuda");
+        return Err(e.into());
+    }
     let c = &a.cfg;
     let from_config =
         c.preset.is_some() || c.config.is_some() || !c.set.is_empty() || c.tasks.is_some();
@@ -44,7 +48,8 @@ pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
         pool = pool.num_threads(t as usize);
     }
     let pool = pool.build().context("starting the thread pool")?;
-    let bar = indicatif::ProgressBar::new((a.warmup as usize + steps) as u64);
+    let profiled = if a.profile { bench::PROFILED_STEPS } else { 0 };
+    let bar = indicatif::ProgressBar::new((a.warmup as usize + steps + profiled) as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
             "bench {msg} {bar:30} {pos}/{len} steps, eta {eta}",
@@ -60,7 +65,8 @@ pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
             None => bench::reference_data(&spec)?,
         };
         let model = (&spec.model, precision);
-        bench::run_on_gpu(&name, model, &ds, a.warmup as usize, steps, &tick)?
+        let counts = (a.warmup as usize, steps, a.profile);
+        bench::run_on_gpu(&name, model, &ds, counts, &tick)?
     } else {
         let shards = a.shards.map(|n| n as usize);
         let counts = (a.warmup as usize, steps);
@@ -97,6 +103,9 @@ pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
                 "device_mem_mb": r.device.as_ref().map(|d| d.mem_mib),
                 "device_mem_estimate_mb": r.device.as_ref().map(|d| d.estimate_mib),
                 "tflops": r.gflops / 1e3,
+                "profile": r.profile.iter().map(|o| json!({
+                    "op": o.name, "calls_per_step": o.calls, "ms_per_step": o.ms,
+                })).collect::<Vec<_>>(),
             })
         );
     } else {
@@ -121,6 +130,39 @@ pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
                 d.name, d.mem_mib, d.estimate_mib
             );
         }
+        if !r.profile.is_empty() {
+            print!("{}", profile_table(&r.profile, r.ms_per_step));
+        }
     }
     Ok(())
+}
+
+/// Where a step's device time goes (`bench --profile`): the 20 costliest operations, then the
+/// sum over all of them against the step time.
+fn profile_table(ops: &[modicl_cuda::OpTime], step_ms: f64) -> String {
+    let total: f64 = ops.iter().map(|o| o.ms).sum();
+    let mut t = format!(
+        "  device time per step, by operation ({} profiled steps):\n    {:<44} {:>5} {:>9} {:>6}\n",
+        bench::PROFILED_STEPS,
+        "operation",
+        "calls",
+        "ms",
+        "share"
+    );
+    for o in ops.iter().take(20) {
+        t += &format!(
+            "    {:<44} {:>5} {:>9.3} {:>5.1}%\n",
+            o.name,
+            o.calls,
+            o.ms,
+            100.0 * o.ms / total.max(1e-12)
+        );
+    }
+    if ops.len() > 20 {
+        t += &format!("    ... and {} more\n", ops.len() - 20);
+    }
+    t += &format!(
+        "    kernels and products together: {total:.3} ms of the {step_ms:.3} ms step (the rest: copies, launch gaps, the host)\n"
+    );
+    t
 }

@@ -645,5 +645,8 @@ fn device_cuda_is_a_one_line_error_when_it_cannot_run() {
         let bench = ["bench", "--preset", "cpu", "--set", &set, "--steps", "1"];
         bad_input(tmp.path(), &bench, &["train.precision", p, "--device cuda"]);
     }
+    // Profiling times device operations: the CPU has none.
+    let bench = ["bench", "--steps", "1", "--profile"];
+    bad_input(tmp.path(), &bench, &["--profile", "--device cuda"]);
     assert!(!tmp.path().join("r").exists(), "a run directory was made");
 }

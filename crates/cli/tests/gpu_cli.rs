@@ -182,6 +182,32 @@ fn train_eval_and_bench_on_the_gpu_follow_the_cpu() {
 }
 
 #[test]
+fn bench_profile_says_where_the_device_time_goes() {
+    let Some(_) = gpu() else { return };
+    let tmp = setup();
+    let json = bench_json(tmp.path(), &["--profile"]);
+    let ops = json["profile"].as_array().unwrap();
+    let op = |name: &str| ops.iter().find(|o| o["op"] == name);
+    // Each of the tiny model's 2 blocks runs attention once per step, AdamW runs once, and the
+    // QKV product's forward (d 16 -> 48 over 16 x 17 rows) is among the products.
+    assert_eq!(op("attn_fwd").unwrap()["calls_per_step"], 2, "{json}");
+    assert_eq!(op("adamw").unwrap()["calls_per_step"], 1, "{json}");
+    assert!(op("f32 gemm TN 48x272x16").is_some(), "{json}");
+    let total: f64 = ops.iter().map(|o| o["ms_per_step"].as_f64().unwrap()).sum();
+    let step = json["ms_per_step"].as_f64().unwrap();
+    assert!(
+        total > 0.0 && total < 2.0 * step,
+        "{total} ms of ops in a {step} ms step"
+    );
+    // Sorted, the costliest first.
+    let ms: Vec<f64> = ops
+        .iter()
+        .map(|o| o["ms_per_step"].as_f64().unwrap())
+        .collect();
+    assert!(ms.windows(2).all(|w| w[0] >= w[1]), "{ms:?}");
+}
+
+#[test]
 fn the_memory_check_counts_every_buffer() {
     let Some(name) = gpu() else { return };
     if !emulated(&name) {

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use cudarc::cublas::{sys::cublasOperation_t as Op, CudaBlas, Gemm, GemmConfig};
 use cudarc::driver::{
-    CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr, DevicePtrMut, DeviceRepr,
-    LaunchConfig, ValidAsZeroBits,
+    CudaContext, CudaEvent, CudaFunction, CudaSlice, CudaStream, DevicePtr, DevicePtrMut,
+    DeviceRepr, LaunchConfig, ValidAsZeroBits,
 };
 
 use crate::{compile, open_device, CudaError, DeviceInfo, KERNELS};
@@ -46,6 +46,15 @@ impl Precision {
     }
 }
 
+/// The device time of one kind of operation over a profiled stretch ([`Gpu::profile_start`]):
+/// a kernel by name, or a matrix product by precision, transposes and shape.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OpTime {
+    pub name: String,
+    pub calls: usize,
+    pub ms: f64,
+}
+
 /// GPU 0, ready to launch the engine's kernels.
 pub struct Gpu {
     pub info: DeviceInfo,
@@ -57,6 +66,8 @@ pub struct Gpu {
     /// The bf16 copies of a product's two operands ([`Precision::Bf16`]), grown to the largest
     /// product on first use and reused after.
     bf16: RefCell<[Option<CudaSlice<u16>>; 2]>,
+    /// While profiling: each operation's name and the events recorded around it.
+    profile: RefCell<Option<Vec<(String, CudaEvent, CudaEvent)>>>,
 }
 
 /// The `compute_XY` name of a compute capability.
@@ -104,6 +115,7 @@ impl Gpu {
             functions,
             precision: Cell::new(Precision::F32),
             bf16: RefCell::new([None, None]),
+            profile: RefCell::new(None),
         })
     }
 
@@ -125,6 +137,57 @@ impl Gpu {
     /// The arithmetic of the matrix products.
     pub fn precision(&self) -> Precision {
         self.precision.get()
+    }
+
+    /// Starts timing every kernel launch and matrix product on the device (two events each),
+    /// until [`Gpu::profile_stop`].
+    pub fn profile_start(&self) {
+        *self.profile.borrow_mut() = Some(Vec::new());
+    }
+
+    /// Stops profiling: the device time of each kind of operation since
+    /// [`Gpu::profile_start`], the most first. Copies, memsets and the gaps between launches
+    /// are not in it.
+    pub fn profile_stop(&self) -> Result<Vec<OpTime>, CudaError> {
+        let ops = self.profile.borrow_mut().take().unwrap_or_default();
+        self.sync()?;
+        let mut out: Vec<OpTime> = Vec::new();
+        for (name, start, end) in ops {
+            let ms = start.elapsed_ms(&end).map_err(|e| driver("timing", e))? as f64;
+            match out.iter_mut().find(|o| o.name == name) {
+                Some(o) => {
+                    o.calls += 1;
+                    o.ms += ms;
+                }
+                None => out.push(OpTime { name, calls: 1, ms }),
+            }
+        }
+        out.sort_by(|a, b| b.ms.total_cmp(&a.ms));
+        Ok(out)
+    }
+
+    /// Runs `f`, which queues device work, between two timing events when profiling.
+    pub(crate) fn timed<R>(
+        &self,
+        name: impl FnOnce() -> String,
+        f: impl FnOnce() -> Result<R, CudaError>,
+    ) -> Result<R, CudaError> {
+        if self.profile.borrow().is_none() {
+            return f();
+        }
+        let timing = Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT);
+        let event = || {
+            self.stream
+                .record_event(timing)
+                .map_err(|e| driver("recording an event", e))
+        };
+        let start = event()?;
+        let r = f()?;
+        let end = event()?;
+        if let Some(ops) = self.profile.borrow_mut().as_mut() {
+            ops.push((name(), start, end));
+        }
+        Ok(r)
     }
 
     /// The kernel `name` (one of [`KERNELS`]' functions).
@@ -280,6 +343,11 @@ impl Gpu {
         accumulate: bool,
     ) -> Result<(), CudaError> {
         let int = |v: usize| v as std::ffi::c_int;
+        let op = |o: Op| if o == Op::CUBLAS_OP_N { 'N' } else { 'T' };
+        let label = || {
+            let p = self.precision.get().as_str();
+            format!("{p} gemm {}{} {m}x{n}x{k}", op(transa), op(transb))
+        };
         if self.precision.get() == Precision::Bf16 {
             let mut scratch = self.bf16.borrow_mut();
             let [sa, sb] = &mut *scratch;
@@ -293,7 +361,7 @@ impl Gpu {
             // SAFETY: the shapes and leading dimensions describe the buffers, which the device
             // model sizes for them; the bf16 copies hold at least a_len and b_len elements;
             // alpha and beta are f32 as CUBLAS_COMPUTE_32F requires.
-            return unsafe {
+            return self.timed(label, || unsafe {
                 cudarc::cublas::result::gemm_ex(
                     *self.blas.handle(),
                     transa,
@@ -315,8 +383,8 @@ impl Gpu {
                     cublasComputeType_t::CUBLAS_COMPUTE_32F,
                     cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
                 )
-            }
-            .map_err(|e| driver("cuBLAS bf16 gemm", e));
+                .map_err(|e| driver("cuBLAS bf16 gemm", e))
+            });
         }
         let cfg = GemmConfig {
             transa,
@@ -332,7 +400,9 @@ impl Gpu {
         };
         // SAFETY: the shapes and leading dimensions describe the buffers, which the device
         // model sizes for them.
-        unsafe { self.blas.gemm(cfg, a, b, c) }.map_err(|e| driver("cuBLAS sgemm", e))
+        self.timed(label, || {
+            unsafe { self.blas.gemm(cfg, a, b, c) }.map_err(|e| driver("cuBLAS sgemm", e))
+        })
     }
 }
 
@@ -405,10 +475,13 @@ macro_rules! launch {
     ($gpu:expr, $name:expr, $cfg:expr, $($arg:expr),+ $(,)?) => {{
         use cudarc::driver::PushKernelArg;
         let gpu: &$crate::gpu::Gpu = $gpu;
-        $crate::gpu::submit(
-            gpu.stream.launch_builder(gpu.function($name))$(.arg($arg))+,
-            $cfg,
-            $name,
+        gpu.timed(
+            || $name.to_string(),
+            || $crate::gpu::submit(
+                gpu.stream.launch_builder(gpu.function($name))$(.arg($arg))+,
+                $cfg,
+                $name,
+            ),
         )
     }};
 }

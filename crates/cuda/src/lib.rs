@@ -18,7 +18,7 @@ use std::ffi::OsStr;
 
 pub mod gpu;
 pub mod model;
-pub use gpu::{Gpu, Precision};
+pub use gpu::{Gpu, OpTime, Precision};
 pub use model::GpuModel;
 
 /// A kernel source file and the functions it defines.

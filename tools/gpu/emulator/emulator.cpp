@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <map>
@@ -441,7 +442,9 @@ EXPORT CUresult cuGetErrorString(CUresult r, const char** s) {
     return CUDA_SUCCESS;
 }
 
-// Streams and events: everything runs when it is called, so they only need to exist.
+// Streams and events: everything runs when it is called, so a stream only needs to exist and
+// an event holds the host time it was recorded at (so event timings give the emulator's own
+// time per kernel).
 EXPORT CUresult cuStreamCreate(void** s, unsigned) {
     *s = &g_event_token;
     return CUDA_SUCCESS;
@@ -451,17 +454,28 @@ EXPORT CUresult cuStreamDestroy_v2(void*) { return CUDA_SUCCESS; }
 EXPORT CUresult cuStreamSynchronize(void*) { return CUDA_SUCCESS; }
 EXPORT CUresult cuStreamWaitEvent(void*, void*, unsigned) { return CUDA_SUCCESS; }
 EXPORT CUresult cuEventCreate(void** e, unsigned) {
-    *e = &g_event_token;
+    *e = new double(0.0);
     return CUDA_SUCCESS;
 }
-EXPORT CUresult cuEventDestroy_v2(void*) { return CUDA_SUCCESS; }
-EXPORT CUresult cuEventRecord(void*, void*) { return CUDA_SUCCESS; }
-EXPORT CUresult cuEventRecordWithFlags(void*, void*, unsigned) { return CUDA_SUCCESS; }
+EXPORT CUresult cuEventDestroy_v2(void* e) {
+    delete (double*)e;
+    return CUDA_SUCCESS;
+}
+EXPORT CUresult cuEventRecord(void* e, void*) {
+    timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    *(double*)e = t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
+    return CUDA_SUCCESS;
+}
+EXPORT CUresult cuEventRecordWithFlags(void* e, void* s, unsigned) { return cuEventRecord(e, s); }
 EXPORT CUresult cuEventSynchronize(void*) { return CUDA_SUCCESS; }
 EXPORT CUresult cuEventQuery(void*) { return CUDA_SUCCESS; }
-EXPORT CUresult cuEventElapsedTime(float* ms, void*, void*) {
-    *ms = 0.0f;
+EXPORT CUresult cuEventElapsedTime(float* ms, void* start, void* end) {
+    *ms = (float)(*(double*)end - *(double*)start);
     return CUDA_SUCCESS;
+}
+EXPORT CUresult cuEventElapsedTime_v2(float* ms, void* start, void* end) {
+    return cuEventElapsedTime(ms, start, end);
 }
 
 EXPORT CUresult cuMemGetInfo_v2(size_t* free_bytes, size_t* total) {
