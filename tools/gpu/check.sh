@@ -2,13 +2,20 @@
 # Every GPU check of modicl's CUDA backend in one go, then one table. Runs on a machine with an
 # NVIDIA driver and Python with PyTorch (CUDA 13), and needs neither Rust nor a network: it
 # takes target/gpu-bundle/ (tools/gpu/build.sh, run on an ordinary x86-64 machine) and the
-# scripts in tools/. Logs go to $OUT (default /tmp/modicl-gpu).
+# scripts in tools/. Runs and logs go to MODICL_CHECK_WORK (default /tmp/modicl-gpu); the table
+# (table.md) and the logs (logs.tar.gz) are also copied to $OUT when that is set (the device
+# tool's folder that comes back: two files, never the runs' checkpoints).
 #
 #   bash tools/gpu/check.sh            # under 8 minutes on one H200 (estimated: never run yet)
 #
+# Each row is printed as its check ends ("ROW ..."), and the whole table last. The checks share
+# a deadline, MODICL_CHECK_DEADLINE seconds from the start (default 540, inside the device
+# tool's 600 s per call): a check gets at most the time left, and once less than 20 s is left
+# the rest are reported "not run (deadline)", so the table always prints.
+#
 # MODICL_CHECKS="a b" runs only the named checks (a rerun); MODICL_CHECK_DEVICE=cpu runs the
 # curve and resume checks on the CPU, and RESUME_STEPS=N shortens the resume check (to try the
-# script on a machine without a GPU).
+# script on a machine without a GPU, or with tools/gpu/emulate.sh -- on the GPU emulator).
 #
 # Checks, in the order of the table:
 #   kernels      every kernel source compiles with NVRTC for this GPU (kernels_compile);
@@ -33,11 +40,12 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 B=${BUNDLE:-target/gpu-bundle}
-OUT=${OUT:-/tmp/modicl-gpu}
+W=${MODICL_CHECK_WORK:-/tmp/modicl-gpu}
+DEADLINE=${MODICL_CHECK_DEADLINE:-540}
 # The device of the curve and resume checks (cpu only to try the script without a GPU).
 DEV=${MODICL_CHECK_DEVICE:-cuda}
-export B OUT DEV
-mkdir -p "$OUT"
+export B W DEV
+mkdir -p "$W"
 [ -x "$B/modicl" ] || { echo "no $B/modicl: run tools/gpu/build.sh on a machine with Rust"; exit 1; }
 
 # CUDA libraries: a toolkit on the path, or the nvidia-* wheels PyTorch brings.
@@ -63,63 +71,83 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader ||
 
 declare -A RESULT DETAIL
 ORDER=()
-# check NAME TIMEOUT_S COMMAND...: runs it, logs to $OUT/NAME.log, records pass/FAIL.
+LAST=
+# row [NAME]: prints the row of the check before (its detail is complete by now).
+row() {
+  [ -n "$LAST" ] && echo "ROW | $LAST | ${RESULT[$LAST]} | ${DETAIL[$LAST]} |"
+  LAST=${1:-}
+}
+# check NAME TIMEOUT_S COMMAND...: runs it, logs to $W/NAME.log, records pass/FAIL.
 check() {
   local name=$1 limit=$2
   shift 2
+  # An empty log for a check not run, so that reading its detail prints no error.
+  : >"$W/$name.log"
   # MODICL_CHECKS="curve resume" runs only those (a rerun of the ones that failed).
   if [ -n "${MODICL_CHECKS:-}" ] && [[ " $MODICL_CHECKS " != *" $name "* ]]; then
     return
   fi
+  row "$name"
   ORDER+=("$name")
+  local left=$((DEADLINE - SECONDS))
+  if [ $left -lt 20 ]; then
+    RESULT[$name]="not run (deadline)"
+    DETAIL[$name]="MODICL_CHECK_DEADLINE=$DEADLINE s reached"
+    return
+  fi
+  [ "$limit" -gt "$left" ] && limit=$left
   local t0=$SECONDS
   if declare -F "$1" >/dev/null; then
     # A function of this script: timeout runs programs, so through bash with it exported.
     export -f "$1"
-    timeout "$limit" bash -c "$1" >"$OUT/$name.log" 2>&1
+    timeout "$limit" bash -c "$1" >"$W/$name.log" 2>&1
   else
-    timeout "$limit" "$@" >"$OUT/$name.log" 2>&1
+    timeout "$limit" "$@" >"$W/$name.log" 2>&1
   fi
   local rc=$?
-  RESULT[$name]=$([ $rc = 0 ] && echo pass || echo "FAIL (exit $rc)")
+  case $rc in
+    0) RESULT[$name]=pass ;;
+    124) RESULT[$name]="FAIL (timed out at $limit s)" ;;
+    *) RESULT[$name]="FAIL (exit $rc)" ;;
+  esac
   DETAIL[$name]="$((SECONDS - t0)) s"
 }
 
 check kernels 120 env MODICL_REQUIRE_NVRTC=1 "$B/kernels_compile" --nocapture
-DETAIL[kernels]+="; $(grep -c 'bytes of PTX' "$OUT/kernels.log") PTX builds; $(grep -m1 '^NVRTC' "$OUT/kernels.log")"
+DETAIL[kernels]+="; $(grep -c 'bytes of PTX' "$W/kernels.log") PTX builds; $(grep -m1 '^NVRTC' "$W/kernels.log")"
 
 check parity 300 env MODICL_REQUIRE_GPU=1 "$B/gpu_parity" --nocapture --test-threads 1 \
   forward_backward_and_adamw_match_the_cpu_engine
-worst=$(awk '/^PARITY/ {print $NF "\t" $0}' "$OUT/parity.log" | sort -g | tail -n 1 | cut -f2)
-DETAIL[parity]+="; $(grep -c '^PARITY' "$OUT/parity.log") comparisons; worst: ${worst:-none}"
+worst=$(awk '/^PARITY/ {print $NF "\t" $0}' "$W/parity.log" | sort -g | tail -n 1 | cut -f2)
+DETAIL[parity]+="; $(grep -c '^PARITY' "$W/parity.log") comparisons; worst: ${worst:-none}"
 
 check tf32 120 env MODICL_REQUIRE_GPU=1 "$B/gpu_parity" --nocapture --test-threads 1 \
   tf32_stays_within_its_stated_tolerance
-DETAIL[tf32]+="; $(grep -m1 '^TF32' "$OUT/tf32.log")"
+DETAIL[tf32]+="; $(grep -m1 '^TF32' "$W/tf32.log")"
 
 check bf16 120 env MODICL_REQUIRE_GPU=1 "$B/gpu_parity" --nocapture --test-threads 1 \
   bf16_stays_within_its_stated_tolerance
-DETAIL[bf16]+="; $(grep -m1 '^BF16' "$OUT/bf16.log")"
+DETAIL[bf16]+="; $(grep -m1 '^BF16' "$W/bf16.log")"
 
 check determinism 120 env MODICL_REQUIRE_GPU=1 "$B/gpu_parity" --nocapture --test-threads 1 \
   the_same_steps_give_the_same_bytes_on_the_gpu
-DETAIL[determinism]+="; $(grep -m1 '^DETERMINISM' "$OUT/determinism.log")"
+DETAIL[determinism]+="; $(grep -m1 '^DETERMINISM' "$W/determinism.log")"
 
 check evaluator 180 env MODICL_REQUIRE_GPU=1 "$B/gpu" --nocapture --test-threads 1
-DETAIL[evaluator]+="; $(grep -c '^EVAL' "$OUT/evaluator.log") sets compared; $(grep -m1 '^RUN' "$OUT/evaluator.log" | cut -c5-120)"
+DETAIL[evaluator]+="; $(grep -c '^EVAL' "$W/evaluator.log") sets compared; $(grep -m1 '^RUN' "$W/evaluator.log" | cut -c5-120)"
 
 # The binary on the GPU at a tiny size: train / eval / bench against the CPU, SIGKILL and resume,
 # a run moved between the CPU and the GPU (its emulator-only fault tests say SKIPPED here).
 check cli 400 env MODICL_REQUIRE_GPU=1 MODICL_BIN="$B/modicl" "$B/gpu_cli" --nocapture --test-threads 1
-DETAIL[cli]+="; $(grep -m1 '^test result' "$OUT/cli.log" | cut -c1-60); $(grep -c '^SKIPPED' "$OUT/cli.log") skipped"
+DETAIL[cli]+="; $(grep -m1 '^test result' "$W/cli.log" | cut -c1-60); $(grep -c '^SKIPPED' "$W/cli.log") skipped"
 
 # A short paper-d4 run on the GPU (full batch 1536; 4 sequences per task per evaluation set).
 
 check train 420 "$B/modicl" train --preset paper-d4 --device cuda --set train.steps=200 \
   --set train.warmup=20 --set train.eval_every=100 --set train.eval_early=0 \
-  --set eval.seqs_per_task=4 --set train.checkpoints=log:2 --run-dir "$OUT/paper-d4" \
+  --set eval.seqs_per_task=4 --set train.checkpoints=log:2 --run-dir "$W/paper-d4" \
   --overwrite --quiet
-DETAIL[train]+="; $(python3 - "$OUT/paper-d4" <<'PY' 2>&1
+DETAIL[train]+="; $(python3 - "$W/paper-d4" <<'PY' 2>&1
 import csv, json, sys
 d = sys.argv[1]
 try:
@@ -133,18 +161,18 @@ PY
 )"
 
 # modicl eval on the GPU, of the run just trained.
-check eval 120 "$B/modicl" eval "$OUT/paper-d4" --device cuda --seqs-per-task 4 --json
-DETAIL[eval]+="; last-shot $(python3 -c 'import json,sys; t=open(sys.argv[1]).read(); d=json.loads(t[t.index("{"):t.rindex("}")+1]); print(" ".join("%s %.3f" % (s["set"], s["acc_last"]) for s in d["sets"]))' "$OUT/eval.log" 2>&1 | cut -c1-160)"
+check eval 120 "$B/modicl" eval "$W/paper-d4" --device cuda --seqs-per-task 4 --json
+DETAIL[eval]+="; last-shot $(python3 -c 'import json,sys; t=open(sys.argv[1]).read(); d=json.loads(t[t.index("{"):t.rindex("}")+1]); print(" ".join("%s %.3f" % (s["set"], s["acc_last"]) for s in d["sets"]))' "$W/eval.log" 2>&1 | cut -c1-160)"
 
 # The same first 2 steps on the CPU and the GPU (paper-d4 at batch 384): training loss per step.
 curve() {
   for dev in cpu "$DEV"; do
     "$B/modicl" train --preset paper-d4 --device $dev --set task.batch=384 --set train.steps=2 \
       --set train.eval_every=1 --set train.eval_early=0 --set eval.seqs_per_task=1 \
-      --set train.checkpoints=log:1 --set train.save_every=0 --run-dir "$OUT/curve-$dev" \
+      --set train.checkpoints=log:1 --set train.save_every=0 --run-dir "$W/curve-$dev" \
       --overwrite --quiet || return 1
   done
-  python3 - "$OUT" "$DEV" <<'PY'
+  python3 - "$W" "$DEV" <<'PY'
 import csv, sys
 o = sys.argv[1]
 get = lambda dev: [float(r["loss"]) for r in csv.DictReader(open(f"{o}/curve-{dev}/metrics.csv"))
@@ -157,7 +185,7 @@ sys.exit(0 if worst <= 1e-4 else 1)
 PY
 }
 check curve 420 curve
-DETAIL[curve]+="; $(grep -m1 '^CURVE' "$OUT/curve.log" | cut -c7-220)"
+DETAIL[curve]+="; $(grep -m1 '^CURVE' "$W/curve.log" | cut -c7-220)"
 
 # Resume after SIGKILL on the GPU is byte-identical: the cpu preset's model, 400 steps,
 #    killed every few seconds and resumed, against one uninterrupted run.
@@ -165,46 +193,47 @@ resume() {
   local steps=${RESUME_STEPS:-400}
   local args=(--preset cpu --device "$DEV" --set train.steps="$steps" --set train.warmup=$((steps / 10))
     --set train.save_every=$((steps / 8)) --set train.eval_every=$((steps / 4)) --quiet)
-  "$B/modicl" train "${args[@]}" --run-dir "$OUT/straight" --overwrite || return 1
-  rm -rf "$OUT/killed"
+  "$B/modicl" train "${args[@]}" --run-dir "$W/straight" --overwrite || return 1
+  rm -rf "$W/killed"
   # Killed after 3 s, then 4 s, 5 s, ... so that every start gets further than the last.
-  timeout -s KILL 3 "$B/modicl" train "${args[@]}" --run-dir "$OUT/killed"
+  timeout -s KILL 3 "$B/modicl" train "${args[@]}" --run-dir "$W/killed"
   local kills=1
-  until [ -e "$OUT/killed/DONE" ]; do
-    timeout -s KILL $((3 + kills)) "$B/modicl" train --resume "$OUT/killed" --device "$DEV" --quiet
+  until [ -e "$W/killed/DONE" ]; do
+    timeout -s KILL $((3 + kills)) "$B/modicl" train --resume "$W/killed" --device "$DEV" --quiet
     kills=$((kills + 1))
     [ $kills -gt 60 ] && { echo "RESUME did not finish"; return 1; }
   done
   local diffs=0
-  for f in metrics.csv shots.csv $(cd "$OUT/straight" && ls checkpoints/*/*.safetensors); do
-    cmp -s "$OUT/straight/$f" "$OUT/killed/$f" || { echo "differs: $f"; diffs=$((diffs + 1)); }
+  for f in metrics.csv shots.csv $(cd "$W/straight" && ls checkpoints/*/*.safetensors); do
+    cmp -s "$W/straight/$f" "$W/killed/$f" || { echo "differs: $f"; diffs=$((diffs + 1)); }
   done
   echo "RESUME $kills starts, $diffs files differ"
   [ $diffs = 0 ]
 }
 check resume 300 resume
-DETAIL[resume]+="; $(grep -m1 '^RESUME' "$OUT/resume.log")"
+DETAIL[resume]+="; $(grep -m1 '^RESUME' "$W/resume.log")"
 
 # The same batch as the paper-d4 preset (1536), which bench times.
 check torch 300 python3 tools/gpu/torch_step.py --steps 20 --batch 1536
-DETAIL[torch]+="; $(tail -n 1 "$OUT/torch.log" | cut -c1-200)"
+DETAIL[torch]+="; $(tail -n 1 "$W/torch.log" | cut -c1-200)"
 
 check bench 300 "$B/modicl" bench --device cuda --preset paper-d4 --steps 10 --json
-DETAIL[bench]+="; $(tail -n 1 "$OUT/bench.log" | cut -c1-200)"
+DETAIL[bench]+="; $(tail -n 1 "$W/bench.log" | cut -c1-200)"
 
 check bench-bf16 300 "$B/modicl" bench --device cuda --preset paper-d4 --steps 10 --json \
   --set train.precision=bf16
-DETAIL[bench-bf16]+="; $(tail -n 1 "$OUT/bench-bf16.log" | cut -c1-200)"
+DETAIL[bench-bf16]+="; $(tail -n 1 "$W/bench-bf16.log" | cut -c1-200)"
 
 # Where modicl's bf16 step spends its device time, kernel by kernel (for the next round of work).
 check profile 300 "$B/modicl" bench --device cuda --preset paper-d4 --steps 3 \
   --set train.precision=bf16 --profile
-DETAIL[profile]+="; top: $(grep -A3 '^    operation' "$OUT/profile.log" | tail -n 3 | awk '{n = $1; for (i = 2; i <= NF - 3; i++) n = n " " $i; printf "%s %s ms (%s); ", n, $(NF-1), $NF}' | cut -c1-200)"
+DETAIL[profile]+="; top: $(grep -A3 '^    operation' "$W/profile.log" | tail -n 3 | awk '{n = $1; for (i = 2; i <= NF - 3; i++) n = n " " $i; printf "%s %s ms (%s); ", n, $(NF-1), $NF}' | cut -c1-200)"
 
 # modicl's step against PyTorch's, same card (ratio > 1: modicl is slower), and device memory.
 if [[ " ${ORDER[*]} " == *" torch "* && " ${ORDER[*]} " == *" bench-bf16 "* ]]; then
+  row speed
   ORDER+=(speed)
-  DETAIL[speed]=$(python3 - "$OUT" <<'PY' 2>&1
+  DETAIL[speed]=$(python3 - "$W" <<'PY' 2>&1
 import json, sys
 o = sys.argv[1]
 last = lambda f: json.loads(open(f"{o}/{f}.log").read().strip().splitlines()[-1])
@@ -222,9 +251,18 @@ PY
   RESULT[speed]=$([[ ${DETAIL[speed]} == modicl* ]] && echo measured || echo "not measured")
 fi
 
+row
+{
+  echo "| check | result | detail |"
+  echo "|---|---|---|"
+  for n in "${ORDER[@]}"; do
+    echo "| $n | ${RESULT[$n]} | ${DETAIL[$n]} |"
+  done
+} >"$W/table.md"
+if [ -n "${OUT:-}" ] && [ "$OUT" != "$W" ]; then
+  mkdir -p "$OUT"
+  cp "$W/table.md" "$OUT/"
+  (cd "$W" && tar czf "$OUT/logs.tar.gz" ./*.log)
+fi
 echo
-echo "| check | result | detail |"
-echo "|---|---|---|"
-for n in "${ORDER[@]}"; do
-  echo "| $n | ${RESULT[$n]} | ${DETAIL[$n]} |"
-done
+cat "$W/table.md"
