@@ -24,6 +24,11 @@
 #   tf32         train.precision = tf32 against the f32 CPU engine, within 1e-2;
 #   bf16         train.precision = bf16 (bf16 operands, f32 accumulation) against it, within 5e-2;
 #   determinism  the same steps twice give the same bytes on the GPU;
+#   torch        PyTorch's paper-d4 step: official model, bf16 autocast, SDPA, torch.compile;
+#   bench        `modicl bench --device cuda --preset paper-d4` (f32);
+#   bench-bf16   the same with train.precision = bf16, the official runs' arithmetic;
+#   profile      that step's device time per kernel and product (bench --profile);
+#   speed        modicl's bf16 step over PyTorch's (same card, same script) and device memory;
 #   evaluator    the device evaluator's per-shot counts against the host's, and a short run's
 #                metrics on the GPU against the CPU's (the trainer's gpu test);
 #   cli          the binary at a tiny size: train, eval and bench --device cuda against the CPU,
@@ -32,11 +37,8 @@
 #   eval         `modicl eval --device cuda` of that run;
 #   curve        the training loss of the same 2 steps on the CPU and the GPU (within 1e-4);
 #   resume       resume after SIGKILL on the GPU is byte-identical to an uninterrupted run;
-#   torch        PyTorch's paper-d4 step: official model, bf16 autocast, SDPA, torch.compile;
-#   bench        `modicl bench --device cuda --preset paper-d4` (f32);
-#   bench-bf16   the same with train.precision = bf16, the official runs' arithmetic;
-#   profile      that step's device time per kernel and product (bench --profile);
-#   speed        modicl's bf16 step over PyTorch's (same card, same script) and device memory.
+#   sanitizer    compute-sanitizer's memcheck, racecheck and synccheck over the parity test.
+# The targets' measurements come early, so that a deadline cuts the slow checks, not them.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 B=${BUNDLE:-target/gpu-bundle}
@@ -74,7 +76,7 @@ ORDER=()
 LAST=
 # row [NAME]: prints the row of the check before (its detail is complete by now).
 row() {
-  [ -n "$LAST" ] && echo "ROW | $LAST | ${RESULT[$LAST]} | ${DETAIL[$LAST]} |"
+  [ -n "$LAST" ] && echo "ROW | $LAST | ${RESULT[$LAST]} | ${DETAIL[$LAST]//$'\n'/ } |"
   LAST=${1:-}
 }
 # check NAME TIMEOUT_S COMMAND...: runs it, logs to $W/NAME.log, records pass/FAIL.
@@ -132,6 +134,44 @@ DETAIL[bf16]+="; $(grep -m1 '^BF16' "$W/bf16.log")"
 check determinism 120 env MODICL_REQUIRE_GPU=1 "$B/gpu_parity" --nocapture --test-threads 1 \
   the_same_steps_give_the_same_bytes_on_the_gpu
 DETAIL[determinism]+="; $(grep -m1 '^DETERMINISM' "$W/determinism.log")"
+
+# The same batch as the paper-d4 preset (1536), which bench times.
+check torch 300 python3 tools/gpu/torch_step.py --steps 20 --batch 1536
+DETAIL[torch]+="; $(tail -n 1 "$W/torch.log" | cut -c1-200)"
+
+check bench 300 "$B/modicl" bench --device cuda --preset paper-d4 --steps 10 --json
+DETAIL[bench]+="; $(tail -n 1 "$W/bench.log" | cut -c1-200)"
+
+check bench-bf16 300 "$B/modicl" bench --device cuda --preset paper-d4 --steps 10 --json \
+  --set train.precision=bf16
+DETAIL[bench-bf16]+="; $(tail -n 1 "$W/bench-bf16.log" | cut -c1-200)"
+
+# Where modicl's bf16 step spends its device time, kernel by kernel (for the next round of work).
+check profile 300 "$B/modicl" bench --device cuda --preset paper-d4 --steps 3 \
+  --set train.precision=bf16 --profile
+DETAIL[profile]+="; top: $(grep -A3 '^    operation' "$W/profile.log" | tail -n 3 | awk '{n = $1; for (i = 2; i <= NF - 3; i++) n = n " " $i; printf "%s %s ms (%s); ", n, $(NF-1), $NF}' | cut -c1-200)"
+
+# modicl's step against PyTorch's, same card (ratio > 1: modicl is slower), and device memory.
+if [[ " ${ORDER[*]} " == *" torch "* && " ${ORDER[*]} " == *" bench-bf16 "* ]]; then
+  row speed
+  ORDER+=(speed)
+  DETAIL[speed]=$(python3 - "$W" <<'PY' 2>&1
+import json, sys
+o = sys.argv[1]
+last = lambda f: json.loads(open(f"{o}/{f}.log").read().strip().splitlines()[-1])
+try:
+    t, m = last("torch"), last("bench-bf16")
+    # Per token, in case the batches differ (both should be 1536).
+    ratio = t["tokens_per_s"] / m["tokens_per_s"]
+    print("modicl bf16 %.1f ms/step at batch %d (%.1f TFLOP/s, %.2f GiB measured) vs PyTorch %.1f ms/step at batch %d (%.2f GiB peak): time ratio %.2f per token; 200k steps would take %.1f h" % (
+        m["ms_per_step"], m["batch"], m["tflops"], m["device_mem_mb"] / 1024, t["ms_per_step"], t["batch"],
+        t["peak_mem_gib"], ratio, m["ms_per_step"] * 2e5 / 3.6e6))
+except Exception as e:
+    print("not measured:", e)
+PY
+)
+  RESULT[speed]=$([[ ${DETAIL[speed]} == modicl* ]] && echo measured || echo "not measured")
+fi
 
 check evaluator 180 env MODICL_REQUIRE_GPU=1 "$B/gpu" --nocapture --test-threads 1
 DETAIL[evaluator]+="; $(grep -c '^EVAL' "$W/evaluator.log") sets compared; $(grep -m1 '^RUN' "$W/evaluator.log" | cut -c5-120)"
@@ -213,50 +253,31 @@ resume() {
 check resume 300 resume
 DETAIL[resume]+="; $(grep -m1 '^RESUME' "$W/resume.log")"
 
-# The same batch as the paper-d4 preset (1536), which bench times.
-check torch 300 python3 tools/gpu/torch_step.py --steps 20 --batch 1536
-DETAIL[torch]+="; $(tail -n 1 "$W/torch.log" | cut -c1-200)"
-
-check bench 300 "$B/modicl" bench --device cuda --preset paper-d4 --steps 10 --json
-DETAIL[bench]+="; $(tail -n 1 "$W/bench.log" | cut -c1-200)"
-
-check bench-bf16 300 "$B/modicl" bench --device cuda --preset paper-d4 --steps 10 --json \
-  --set train.precision=bf16
-DETAIL[bench-bf16]+="; $(tail -n 1 "$W/bench-bf16.log" | cut -c1-200)"
-
-# Where modicl's bf16 step spends its device time, kernel by kernel (for the next round of work).
-check profile 300 "$B/modicl" bench --device cuda --preset paper-d4 --steps 3 \
-  --set train.precision=bf16 --profile
-DETAIL[profile]+="; top: $(grep -A3 '^    operation' "$W/profile.log" | tail -n 3 | awk '{n = $1; for (i = 2; i <= NF - 3; i++) n = n " " $i; printf "%s %s ms (%s); ", n, $(NF-1), $NF}' | cut -c1-200)"
-
-# modicl's step against PyTorch's, same card (ratio > 1: modicl is slower), and device memory.
-if [[ " ${ORDER[*]} " == *" torch "* && " ${ORDER[*]} " == *" bench-bf16 "* ]]; then
-  row speed
-  ORDER+=(speed)
-  DETAIL[speed]=$(python3 - "$W" <<'PY' 2>&1
-import json, sys
-o = sys.argv[1]
-last = lambda f: json.loads(open(f"{o}/{f}.log").read().strip().splitlines()[-1])
-try:
-    t, m = last("torch"), last("bench-bf16")
-    # Per token, in case the batches differ (both should be 1536).
-    ratio = t["tokens_per_s"] / m["tokens_per_s"]
-    print("modicl bf16 %.1f ms/step at batch %d (%.1f TFLOP/s, %.2f GiB measured) vs PyTorch %.1f ms/step at batch %d (%.2f GiB peak): time ratio %.2f per token; 200k steps would take %.1f h" % (
-        m["ms_per_step"], m["batch"], m["tflops"], m["device_mem_mb"] / 1024, t["ms_per_step"], t["batch"],
-        t["peak_mem_gib"], ratio, m["ms_per_step"] * 2e5 / 3.6e6))
-except Exception as e:
-    print("not measured:", e)
-PY
-)
-  RESULT[speed]=$([[ ${DETAIL[speed]} == modicl* ]] && echo measured || echo "not measured")
-fi
+# NVIDIA's compute-sanitizer over the parity test (a small model, 5 steps): memcheck (out of
+# bounds, misaligned, uninitialised device reads), racecheck (shared-memory hazards) and
+# synccheck (barrier misuse): what the emulator, whose threads never run at once, cannot see.
+sanitize() {
+  local cs bad=0 tool rc
+  cs=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -n 1)
+  [ -n "$cs" ] || { echo "SANITIZER compute-sanitizer not found"; return 1; }
+  for tool in memcheck racecheck synccheck; do
+    "$cs" --tool "$tool" --error-exitcode 9 "$B/gpu_parity" --test-threads 1 \
+      forward_backward_and_adamw_match_the_cpu_engine >"$W/sanitizer-$tool.log" 2>&1
+    rc=$?
+    echo "SANITIZER $tool exit $rc, $(grep -m1 'ERROR SUMMARY' "$W/sanitizer-$tool.log")"
+    [ $rc = 0 ] || bad=1
+  done
+  return $bad
+}
+check sanitizer 240 sanitize
+DETAIL[sanitizer]+="; $(grep '^SANITIZER' "$W/sanitizer.log" | cut -c11- | tr '\n' ';')"
 
 row
 {
   echo "| check | result | detail |"
   echo "|---|---|---|"
   for n in "${ORDER[@]}"; do
-    echo "| $n | ${RESULT[$n]} | ${DETAIL[$n]} |"
+    echo "| $n | ${RESULT[$n]} | ${DETAIL[$n]//$'\n'/ } |"
   done
 } >"$W/table.md"
 if [ -n "${OUT:-}" ] && [ "$OUT" != "$W" ]; then
