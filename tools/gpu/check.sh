@@ -27,6 +27,7 @@
 #   torch        PyTorch's paper-d4 step: official model, bf16 autocast, SDPA, torch.compile;
 #   bench        `modicl bench --device cuda --preset paper-d4` (f32);
 #   bench-bf16   the same with train.precision = bf16, the official runs' arithmetic;
+#   bench-gemm   that bf16 step with the batched-GEMM attention (--attention gemm);
 #   profile      that step's device time per kernel and product (bench --profile);
 #   speed        modicl's bf16 step over PyTorch's (same card, same script) and device memory;
 #   evaluator    the device evaluator's per-shot counts against the host's, and a short run's
@@ -133,7 +134,7 @@ DETAIL[bf16]+="; $(grep -m1 '^BF16' "$W/bf16.log")"
 
 check determinism 120 env MODICL_REQUIRE_GPU=1 "$B/gpu_parity" --nocapture --test-threads 1 \
   the_same_steps_give_the_same_bytes_on_the_gpu
-DETAIL[determinism]+="; $(grep -m1 '^DETERMINISM' "$W/determinism.log")"
+DETAIL[determinism]+="; $(grep '^DETERMINISM' "$W/determinism.log" | cut -c13- | tr '\n' ';')"
 
 # The same batch as the paper-d4 preset (1536), which bench times.
 check torch 300 python3 tools/gpu/torch_step.py --steps 20 --batch 1536
@@ -145,6 +146,11 @@ DETAIL[bench]+="; $(tail -n 1 "$W/bench.log" | cut -c1-200)"
 check bench-bf16 300 "$B/modicl" bench --device cuda --preset paper-d4 --steps 10 --json \
   --set train.precision=bf16
 DETAIL[bench-bf16]+="; $(tail -n 1 "$W/bench-bf16.log" | cut -c1-200)"
+
+# The same bf16 step with the batched-GEMM attention (bench --attention gemm), to choose.
+check bench-gemm 300 "$B/modicl" bench --device cuda --preset paper-d4 --steps 10 --json \
+  --set train.precision=bf16 --attention gemm
+DETAIL[bench-gemm]+="; $(tail -n 1 "$W/bench-gemm.log" | cut -c1-200)"
 
 # Where modicl's bf16 step spends its device time, kernel by kernel (for the next round of work).
 check profile 300 "$B/modicl" bench --device cuda --preset paper-d4 --steps 3 \
@@ -161,11 +167,19 @@ o = sys.argv[1]
 last = lambda f: json.loads(open(f"{o}/{f}.log").read().strip().splitlines()[-1])
 try:
     t, m = last("torch"), last("bench-bf16")
-    # Per token, in case the batches differ (both should be 1536).
+    try:
+        g = last("bench-gemm")
+    except Exception:
+        g = None
+    # Per token, in case the batches differ (all should be 1536).
     ratio = t["tokens_per_s"] / m["tokens_per_s"]
     print("modicl bf16 %.1f ms/step at batch %d (%.1f TFLOP/s, %.2f GiB measured) vs PyTorch %.1f ms/step at batch %d (%.2f GiB peak): time ratio %.2f per token; 200k steps would take %.1f h" % (
         m["ms_per_step"], m["batch"], m["tflops"], m["device_mem_mb"] / 1024, t["ms_per_step"], t["batch"],
-        t["peak_mem_gib"], ratio, m["ms_per_step"] * 2e5 / 3.6e6))
+        t["peak_mem_gib"], ratio, m["ms_per_step"] * 2e5 / 3.6e6), end="")
+    if g:
+        print("; with gemm attention %.1f ms/step (ratio %.2f)" % (
+            g["ms_per_step"], t["tokens_per_s"] / g["tokens_per_s"]), end="")
+    print()
 except Exception as e:
     print("not measured:", e)
 PY

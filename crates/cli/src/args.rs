@@ -636,6 +636,11 @@ pub struct BenchArgs {
     /// more steps on the device (CUDA events) and print where a step's time goes.
     #[arg(long)]
     pub profile: bool,
+    /// With --device cuda: how attention is computed: 'warp' (one warp per query, what
+    /// training uses) or 'gemm' (cuBLAS batched products per head and a softmax kernel), to
+    /// measure which is faster on this GPU.
+    #[arg(long, value_parser = ["warp", "gemm"])]
+    pub attention: Option<String>,
     #[command(flatten)]
     pub device: DeviceArg,
     /// With --preset, --config, --set or --tasks: time that configuration's exact training

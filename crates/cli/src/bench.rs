@@ -210,6 +210,7 @@ fn gpu_step(
 pub fn run_on_gpu(
     name: &str,
     (model_cfg, precision): (&ModelConfig, modicl_cuda::Precision),
+    attention: modicl_cuda::Attention,
     ds: &Dataset,
     (warmup, steps, profile): (usize, usize, bool),
     tick: &dyn Fn(),
@@ -224,6 +225,7 @@ pub fn run_on_gpu(
     let free_before = gpu.free_memory()?;
     let mut dev =
         modicl_cuda::GpuModel::new(gpu, &model, AdamWConfig::default(), None, batch_rows, t)?;
+    dev.set_attention(attention);
     let timed = time_steps(ds, warmup, steps, tick, &mut |tokens| {
         gpu_step(&mut dev, tokens, s, &positions)
     })?;

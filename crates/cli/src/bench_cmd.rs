@@ -13,6 +13,14 @@ pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
         let e = modicl_config::ConfigError::invalid("--shards", n, "only with --device cpu");
         return Err(e.into());
     }
+    if let Some(how) = a.attention.as_ref().filter(|_| !on_gpu) {
+        let e = modicl_config::ConfigError::invalid("--attention", how, "only with --device cuda");
+        return Err(e.into());
+    }
+    let attention = match a.attention.as_deref() {
+        Some("gemm") => modicl_cuda::Attention::Gemm,
+        _ => modicl_cuda::Attention::Warp,
+    };
     if a.profile && !on_gpu {
         let e = modicl_config::ConfigError::invalid("--profile", true, "only with --device cuda");
         return Err(e.into());
@@ -66,7 +74,7 @@ pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
         };
         let model = (&spec.model, precision);
         let counts = (a.warmup as usize, steps, a.profile);
-        bench::run_on_gpu(&name, model, &ds, counts, &tick)?
+        bench::run_on_gpu(&name, model, attention, &ds, counts, &tick)?
     } else {
         let shards = a.shards.map(|n| n as usize);
         let counts = (a.warmup as usize, steps);
@@ -102,6 +110,7 @@ pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
                 "device": r.device.as_ref().map_or("cpu".to_string(), |d| d.name.clone()),
                 "device_mem_mb": r.device.as_ref().map(|d| d.mem_mib),
                 "device_mem_estimate_mb": r.device.as_ref().map(|d| d.estimate_mib),
+                "attention": on_gpu.then_some(attention.as_str()),
                 "tflops": r.gflops / 1e3,
                 "profile": r.profile.iter().map(|o| json!({
                     "op": o.name, "calls_per_step": o.calls, "ms_per_step": o.ms,
@@ -126,8 +135,8 @@ pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
         );
         if let Some(d) = &r.device {
             println!(
-                "  on {}: {:.0} MiB of device memory used (model, buffers, cuBLAS; {:.0} MiB predicted)",
-                d.name, d.mem_mib, d.estimate_mib
+                "  on {}, {} attention: {:.0} MiB of device memory used (model, buffers, cuBLAS; {:.0} MiB predicted)",
+                d.name, attention.as_str(), d.mem_mib, d.estimate_mib
             );
         }
         if !r.profile.is_empty() {

@@ -205,6 +205,19 @@ fn bench_profile_says_where_the_device_time_goes() {
         .map(|o| o["ms_per_step"].as_f64().unwrap())
         .collect();
     assert!(ms.windows(2).all(|w| w[0] >= w[1]), "{ms:?}");
+    assert_eq!(json["attention"], "warp", "{json}");
+
+    // The batched-GEMM attention: its softmax kernel and per-head products instead, 2 heads
+    // of width 8 over 17 tokens, batched over the 16 sequences.
+    let json = bench_json(tmp.path(), &["--profile", "--attention", "gemm"]);
+    assert_eq!(json["attention"], "gemm", "{json}");
+    let ops = json["profile"].as_array().unwrap();
+    let op = |name: &str| ops.iter().find(|o| o["op"] == name);
+    assert!(op("attn_fwd").is_none(), "{json}");
+    assert_eq!(op("softmax_causal").unwrap()["calls_per_step"], 2, "{json}");
+    // Q·Kᵀ forward and Vᵀ·dz backward share a shape: per block, per head, each once.
+    let scores = op("f32 batched gemm TN 17x17x8 x16").unwrap();
+    assert_eq!(scores["calls_per_step"], 2 * 2 * 2, "{json}");
 }
 
 #[test]

@@ -156,3 +156,42 @@ extern "C" __global__ void attn_bwd_kv(const float* qkv, const float* att, const
         dv[c] = av;
     }
 }
+
+// The batched-GEMM attention (GpuModel's Attention::Gemm): cuBLAS writes the scaled scores of
+// every (sequence, head) into att [B, h, T, T] (query-major rows); this turns each row t into
+// the causal softmax over keys 0..t, with zeros above the diagonal. One warp per row.
+extern "C" __global__ void softmax_causal(float* att, int rows, int T) {
+    int lane = threadIdx.x % 32;
+    long long r = ((long long)blockIdx.x * blockDim.x + threadIdx.x) / 32;
+    if (r >= rows) return;
+    const int t = (int)(r % T);
+    float* p = att + r * T;
+    float m = NEG_INF;
+    for (int k = lane; k <= t; k += 32) m = fmaxf(m, p[k]);
+    m = warp_max(m);
+    float sum = 0.0f;
+    for (int k = lane; k <= t; k += 32) {
+        float e = expf(p[k] - m);
+        p[k] = e;
+        sum += e;
+    }
+    sum = warp_sum(sum);
+    for (int k = lane; k <= t; k += 32) p[k] /= sum;
+    for (int k = t + 1 + lane; k < T; k += 32) p[k] = 0.0f;
+}
+
+// Its backward: ds holds dp (d loss / d probabilities, from cuBLAS) and becomes
+// ds_k = p_k (dp_k - sum_j p_j dp_j) over keys 0..t, zero above. One warp per row.
+extern "C" __global__ void softmax_causal_bwd(float* ds, const float* att, int rows, int T) {
+    int lane = threadIdx.x % 32;
+    long long r = ((long long)blockIdx.x * blockDim.x + threadIdx.x) / 32;
+    if (r >= rows) return;
+    const int t = (int)(r % T);
+    const float* p = att + r * T;
+    float* g = ds + r * T;
+    float pd = 0.0f;
+    for (int k = lane; k <= t; k += 32) pd += p[k] * g[k];
+    pd = warp_sum(pd);
+    for (int k = lane; k <= t; k += 32) g[k] = p[k] * (g[k] - pd);
+    for (int k = t + 1 + lane; k < T; k += 32) g[k] = 0.0f;
+}

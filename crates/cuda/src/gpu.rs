@@ -407,6 +407,58 @@ impl Gpu {
 }
 
 impl Gpu {
+    /// `batch` column-major products `c_i = alpha · op_a(a_i) · op_b(b_i)` (overwriting),
+    /// operand i of each `stride` elements after operand i − 1, `true` meaning transposed: the
+    /// batched-GEMM attention's per-head products over the sequences. cuBLAS sgemm, so TF32 under
+    /// [`Precision::Tf32`] and f32 otherwise (bf16 included: attention stays f32 there).
+    #[allow(clippy::too_many_arguments)]
+    pub fn gemm_batched<A: DevicePtr<f32>, B: DevicePtr<f32>, C: DevicePtrMut<f32>>(
+        &self,
+        (ta, tb): (bool, bool),
+        (m, n, k): (usize, usize, usize),
+        alpha: f32,
+        (a, lda, sa): (&A, usize, usize),
+        (b, ldb, sb): (&B, usize, usize),
+        (c, ldc, sc): (&mut C, usize, usize),
+        batch: usize,
+    ) -> Result<(), CudaError> {
+        use cudarc::cublas::StridedBatchedConfig;
+        let int = |v: usize| v as std::ffi::c_int;
+        let op = |t: bool| if t { Op::CUBLAS_OP_T } else { Op::CUBLAS_OP_N };
+        let cfg = StridedBatchedConfig {
+            gemm: GemmConfig {
+                transa: op(ta),
+                transb: op(tb),
+                m: int(m),
+                n: int(n),
+                k: int(k),
+                alpha,
+                lda: int(lda),
+                ldb: int(ldb),
+                beta: 0.0f32,
+                ldc: int(ldc),
+            },
+            batch_size: int(batch),
+            stride_a: sa as std::ffi::c_longlong,
+            stride_b: sb as std::ffi::c_longlong,
+            stride_c: sc as std::ffi::c_longlong,
+        };
+        let label = || {
+            let p = match self.precision.get() {
+                Precision::Tf32 => "tf32",
+                Precision::F32 | Precision::Bf16 => "f32",
+            };
+            let l = |t: bool| if t { 'T' } else { 'N' };
+            format!("{p} batched gemm {}{} {m}x{n}x{k} x{batch}", l(ta), l(tb))
+        };
+        // SAFETY: the shapes, leading dimensions and strides describe the buffers, which the
+        // device model sizes for them (the emulator checks every product's extent).
+        self.timed(label, || {
+            unsafe { self.blas.gemm_strided_batched(cfg, a, b, c) }
+                .map_err(|e| driver("cuBLAS batched sgemm", e))
+        })
+    }
+
     /// `x`'s first `len` elements rounded to bf16 into `slot` (allocated, or grown, when too
     /// small: the first steps only, as a run's products keep their sizes).
     fn to_bf16<'s, X: DevicePtr<f32>>(

@@ -19,7 +19,7 @@ use std::ffi::OsStr;
 pub mod gpu;
 pub mod model;
 pub use gpu::{Gpu, OpTime, Precision};
-pub use model::GpuModel;
+pub use model::{Attention, GpuModel};
 
 /// A kernel source file and the functions it defines.
 #[derive(Clone, Copy, Debug)]
@@ -57,7 +57,14 @@ pub const KERNELS: &[KernelSource] = &[
     KernelSource {
         name: "attention",
         source: include_str!("../kernels/attention.cu"),
-        functions: &["rope", "attn_fwd", "attn_bwd_q", "attn_bwd_kv"],
+        functions: &[
+            "rope",
+            "attn_fwd",
+            "attn_bwd_q",
+            "attn_bwd_kv",
+            "softmax_causal",
+            "softmax_causal_bwd",
+        ],
     },
     KernelSource {
         name: "loss",

@@ -14,6 +14,29 @@ use modicl_engine::{Activation, AdamWConfig, Loss, Model, ModelConfig, ParamLayo
 use crate::gpu::{launch, one_block, per_element, per_warp, Gpu, Precision};
 use crate::CudaError;
 
+/// How the device model computes causal attention. Both give the CPU engine's result within
+/// f32 rounding; which is faster on a given GPU is for `modicl bench --attention` to say.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Attention {
+    /// One warp per (sequence, head, query): scores, softmax and P·V in one kernel, and two
+    /// kernels backward (`attn_fwd`, `attn_bwd_q`, `attn_bwd_kv`).
+    #[default]
+    Warp,
+    /// Per head, cuBLAS strided-batched products over the sequences (Q·Kᵀ, P·V and their
+    /// gradients) with a causal-softmax kernel and its backward between them.
+    Gemm,
+}
+
+impl Attention {
+    /// The `--attention` name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Attention::Warp => "warp",
+            Attention::Gemm => "gemm",
+        }
+    }
+}
+
 /// What one block keeps from its forward pass for the backward pass: the CPU engine's
 /// `BlockActs` less what is cheap to recompute or not needed. The LayerNorm outputs are
 /// recomputed from their inputs and saved statistics (the same kernel on the same inputs, so
@@ -42,6 +65,7 @@ pub struct GpuModel {
     seq: usize,
     /// Sequences in the last forward pass (at most `batch`).
     used: usize,
+    attention: Attention,
     params: CudaSlice<f32>,
     grads: CudaSlice<f32>,
     m: CudaSlice<f32>,
@@ -197,7 +221,18 @@ impl GpuModel {
             batch,
             seq,
             used: 0,
+            attention: Attention::default(),
         })
+    }
+
+    /// Computes attention the way `how` says from now on ([`Attention::Warp`] until set).
+    pub fn set_attention(&mut self, how: Attention) {
+        self.attention = how;
+    }
+
+    /// How attention is computed.
+    pub fn attention(&self) -> Attention {
+        self.attention
     }
 
     /// The most sequences a forward pass takes.
@@ -347,7 +382,7 @@ impl GpuModel {
         let lay = &self.layout;
         let p = &self.params;
         let w = |off: usize, len: usize| p.slice(off..off + len);
-        let (ni, di, ti, hi, bi) = (n as i32, d as i32, t as i32, h as i32, b as i32);
+        let (ni, di, ti) = (n as i32, d as i32, t as i32);
         let (dh, eps) = (c.d_head() as i32, c.ln_eps);
         let act = match c.act {
             Activation::Relu => 0i32,
@@ -397,18 +432,8 @@ impl GpuModel {
                 &dh,
                 &zero
             )?;
-            launch!(
-                gpu,
-                "attn_fwd",
-                per_warp(b * h * t),
-                &a.qkv,
-                &mut a.att,
-                &mut a.z,
-                &bi,
-                &ti,
-                &di,
-                &hi
-            )?;
+            let shape = (b, t, d, h);
+            attention_fwd(gpu, self.attention, &a.qkv, (&mut a.att, &mut a.z), shape)?;
             gpu.linear(&mut self.attn_out, &a.z, &w(off.o, d * d), n, d, d, false)?;
             let nd = (n * d) as i64;
             launch!(
@@ -521,9 +546,7 @@ impl GpuModel {
         let lay = self.layout.clone();
         let p = &self.params;
         let w = |off: usize, len: usize| p.slice(off..off + len);
-        let (ni, di, ti, hi, bi, sci, vi) = (
-            n as i32, d as i32, t as i32, h as i32, b as i32, sc as i32, v as i32,
-        );
+        let (ni, di, ti, sci, vi) = (n as i32, d as i32, t as i32, sc as i32, v as i32);
         let dh = c.d_head() as i32;
         let act = match c.act {
             Activation::Relu => 0i32,
@@ -649,33 +672,12 @@ impl GpuModel {
                 d,
                 d,
             )?;
-            launch!(
+            attention_bwd(
                 gpu,
-                "attn_bwd_q",
-                per_warp(b * h * t),
-                &a.qkv,
-                &a.att,
-                &self.dz,
-                &mut self.datt,
-                &mut self.dqkv,
-                &bi,
-                &ti,
-                &di,
-                &hi
-            )?;
-            launch!(
-                gpu,
-                "attn_bwd_kv",
-                per_warp(b * h * t),
-                &a.qkv,
-                &a.att,
-                &self.dz,
-                &self.datt,
-                &mut self.dqkv,
-                &bi,
-                &ti,
-                &di,
-                &hi
+                self.attention,
+                (&a.qkv, &a.att, &self.dz),
+                (&mut self.datt, &mut self.dqkv),
+                (b, t, d, h),
             )?;
             launch!(
                 gpu,
@@ -756,6 +758,174 @@ impl GpuModel {
             &step_size,
             &bc2_sqrt
         )
+    }
+}
+
+/// Causal attention of one block over `b` sequences of `t` tokens, width `d`, `h` heads: the
+/// probabilities into `att` [b, h, t, t] and the heads' outputs into `z` [b·t, d], from `qkv`
+/// [b·t, 3d] (after RoPE).
+fn attention_fwd(
+    gpu: &Gpu,
+    how: Attention,
+    qkv: &CudaSlice<f32>,
+    (att, z): (&mut CudaSlice<f32>, &mut CudaSlice<f32>),
+    (b, t, d, h): (usize, usize, usize, usize),
+) -> Result<(), CudaError> {
+    let (bi, ti, di, hi) = (b as i32, t as i32, d as i32, h as i32);
+    let rows = b * h * t;
+    match how {
+        Attention::Warp => launch!(
+            gpu,
+            "attn_fwd",
+            per_warp(rows),
+            qkv,
+            att,
+            z,
+            &bi,
+            &ti,
+            &di,
+            &hi
+        ),
+        Attention::Gemm => {
+            let dh = d / h;
+            let scale = 1.0 / (dh as f32).sqrt();
+            let (row, tt, ri) = (3 * d, t * t, rows as i32);
+            // Scores, query-major: column-major (keys x queries) = Kᵀ Q, per head and sequence.
+            for head in 0..h {
+                let (o, p) = (head * dh, head * tt);
+                gpu.gemm_batched(
+                    (true, false),
+                    (t, t, dh),
+                    scale,
+                    (&qkv.slice(d + o..), row, t * row),
+                    (&qkv.slice(o..), row, t * row),
+                    (&mut att.slice_mut(p..), t, h * tt),
+                    b,
+                )?;
+            }
+            launch!(gpu, "softmax_causal", per_warp(rows), &mut *att, &ri, &ti)?;
+            // z (dh x queries) = V P, P column-major (keys x queries).
+            for head in 0..h {
+                let (o, p) = (head * dh, head * tt);
+                gpu.gemm_batched(
+                    (false, false),
+                    (dh, t, t),
+                    1.0,
+                    (&qkv.slice(2 * d + o..), row, t * row),
+                    (&att.slice(p..), t, h * tt),
+                    (&mut z.slice_mut(o..), d, t * d),
+                    b,
+                )?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The backward pass of [`attention_fwd`]: from the output gradient `dz`, the gradients of
+/// q, k and v into `dqkv` (overwritten; RoPE not yet undone), with `datt` as scratch.
+fn attention_bwd(
+    gpu: &Gpu,
+    how: Attention,
+    (qkv, att, dz): (&CudaSlice<f32>, &CudaSlice<f32>, &CudaSlice<f32>),
+    (datt, dqkv): (&mut CudaSlice<f32>, &mut CudaSlice<f32>),
+    (b, t, d, h): (usize, usize, usize, usize),
+) -> Result<(), CudaError> {
+    let (bi, ti, di, hi) = (b as i32, t as i32, d as i32, h as i32);
+    let rows = b * h * t;
+    match how {
+        Attention::Warp => {
+            let cfg = per_warp(rows);
+            let dq = (&mut *datt, &mut *dqkv);
+            launch!(
+                gpu,
+                "attn_bwd_q",
+                cfg,
+                qkv,
+                att,
+                dz,
+                dq.0,
+                dq.1,
+                &bi,
+                &ti,
+                &di,
+                &hi
+            )?;
+            launch!(
+                gpu,
+                "attn_bwd_kv",
+                cfg,
+                qkv,
+                att,
+                dz,
+                &*datt,
+                dqkv,
+                &bi,
+                &ti,
+                &di,
+                &hi
+            )
+        }
+        Attention::Gemm => {
+            let dh = d / h;
+            let scale = 1.0 / (dh as f32).sqrt();
+            let (row, tt, ri) = (3 * d, t * t, rows as i32);
+            // d loss / d P, query-major: column-major (keys x queries) = Vᵀ dz.
+            for head in 0..h {
+                let (o, p) = (head * dh, head * tt);
+                gpu.gemm_batched(
+                    (true, false),
+                    (t, t, dh),
+                    1.0,
+                    (&qkv.slice(2 * d + o..), row, t * row),
+                    (&dz.slice(o..), d, t * d),
+                    (&mut datt.slice_mut(p..), t, h * tt),
+                    b,
+                )?;
+            }
+            launch!(
+                gpu,
+                "softmax_causal_bwd",
+                per_warp(rows),
+                &mut *datt,
+                att,
+                &ri,
+                &ti
+            )?;
+            for head in 0..h {
+                let (o, p) = (head * dh, head * tt);
+                let ds = (&datt.slice(p..), t, h * tt);
+                // Column-major (dh x tokens): dq = scale · K dS, dk = scale · Q dSᵀ, dv = dz Pᵀ.
+                gpu.gemm_batched(
+                    (false, false),
+                    (dh, t, t),
+                    scale,
+                    (&qkv.slice(d + o..), row, t * row),
+                    ds,
+                    (&mut dqkv.slice_mut(o..), row, t * row),
+                    b,
+                )?;
+                gpu.gemm_batched(
+                    (false, true),
+                    (dh, t, t),
+                    scale,
+                    (&qkv.slice(o..), row, t * row),
+                    ds,
+                    (&mut dqkv.slice_mut(d + o..), row, t * row),
+                    b,
+                )?;
+                gpu.gemm_batched(
+                    (false, true),
+                    (dh, t, t),
+                    1.0,
+                    (&dz.slice(o..), d, t * d),
+                    (&att.slice(p..), t, h * tt),
+                    (&mut dqkv.slice_mut(2 * d + o..), row, t * row),
+                    b,
+                )?;
+            }
+            Ok(())
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 //! Needs a GPU: without one every test prints SKIPPED and the reason. tools/gpu/check.sh
 //! runs this binary on a GPU machine and reads the `PARITY` lines it prints.
 
-use modicl_cuda::{Gpu, GpuModel, Precision};
+use modicl_cuda::{Attention, Gpu, GpuModel, Precision};
 use modicl_data::{Dataset, TaskConfig};
 use modicl_engine::{Activation, AdamW, AdamWConfig, Model, ModelConfig, Workspace};
 
@@ -50,7 +50,12 @@ fn report(what: &str, err: f64) {
 fn forward_backward_and_adamw_match_the_cpu_engine() {
     let Some(gpu) = gpu_or_skip() else { return };
     let mut gpu = Some(gpu);
-    for (act, tied) in [(Activation::Relu, true), (Activation::GeluTanh, false)] {
+    let cases = [
+        (Activation::Relu, true, Attention::Warp),
+        (Activation::GeluTanh, false, Attention::Warp),
+        (Activation::Relu, true, Attention::Gemm),
+    ];
+    for (act, tied, how) in cases {
         let (ds, cfg, adam) = case(act, tied);
         let positions: Vec<usize> = ds.seq.target_positions().collect();
         let (b, t) = (16, ds.seq.input_len());
@@ -60,8 +65,10 @@ fn forward_backward_and_adamw_match_the_cpu_engine() {
         let mut opt = AdamW::new(adam, cpu.layout.total);
         let g = gpu.take().unwrap_or_else(|| Gpu::open().unwrap());
         let mut dev = GpuModel::new(g, &cpu, adam, None, b, t).unwrap();
+        dev.set_attention(how);
         let layout = cpu.layout.clone();
-        let name = format!("{act:?}{}", if tied { " tied" } else { " untied" });
+        let tie = if tied { "tied" } else { "untied" };
+        let name = format!("{act:?} {tie} {}-attention", how.as_str());
         for step in 0..5u64 {
             let batch = ds.train_batch(step);
             let lc = cpu
@@ -107,7 +114,7 @@ fn forward_backward_and_adamw_match_the_cpu_engine() {
 #[test]
 fn the_same_steps_give_the_same_bytes_on_the_gpu() {
     let Some(_) = gpu_or_skip() else { return };
-    let run = || {
+    let run = |how: Attention| {
         let (ds, cfg, adam) = case(Activation::Relu, true);
         let positions: Vec<usize> = ds.seq.target_positions().collect();
         let cpu = Model::new(cfg, 9).unwrap();
@@ -120,6 +127,7 @@ fn the_same_steps_give_the_same_bytes_on_the_gpu() {
             ds.seq.input_len(),
         )
         .unwrap();
+        dev.set_attention(how);
         for step in 0..3u64 {
             let batch = ds.train_batch(step);
             dev.forward(&batch.tokens, batch.seq_len, &positions)
@@ -129,13 +137,16 @@ fn the_same_steps_give_the_same_bytes_on_the_gpu() {
         }
         dev.params().unwrap()
     };
-    let (a, b) = (run(), run());
-    let same = a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits());
-    eprintln!(
-        "DETERMINISM {}",
-        if same { "same bytes" } else { "DIFFERENT" }
-    );
-    assert!(same, "two GPU runs differ");
+    for how in [Attention::Warp, Attention::Gemm] {
+        let (a, b) = (run(how), run(how));
+        let same = a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits());
+        eprintln!(
+            "DETERMINISM {}-attention {}",
+            how.as_str(),
+            if same { "same bytes" } else { "DIFFERENT" }
+        );
+        assert!(same, "two GPU runs differ ({} attention)", how.as_str());
+    }
 }
 
 /// Logits and gradients of one batch at a reduced precision, against the f32 CPU engine:

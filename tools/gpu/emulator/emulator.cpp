@@ -779,6 +779,27 @@ EXPORT cublasStatus_t cublasSgemm_v2(void* handle, int transa, int transb, int m
     return gemm(transa, transb, m, n, k, *alpha, a, b, A, B, 4, lda, ldb, *beta, C, ldc);
 }
 
+EXPORT cublasStatus_t cublasSgemmStridedBatched(void* handle, int transa, int transb, int m,
+                                                int n, int k, const float* alpha,
+                                                const float* A, int lda, long long sa,
+                                                const float* B, int ldb, long long sb,
+                                                const float* beta, float* C, int ldc,
+                                                long long sc, int batch) {
+    std::lock_guard<std::mutex> g(g_lock);
+    if (batch < 0) return CUBLAS_STATUS_INVALID_VALUE;
+    const bool tf32 = ((Blas*)handle)->math_mode == 3;
+    for (int i = 0; i < batch; i++) {
+        const float* Ai = A + i * sa;
+        const float* Bi = B + i * sb;
+        auto a = [&](size_t j) { return tf32 ? round_mantissa(Ai[j], 10) : Ai[j]; };
+        auto b = [&](size_t j) { return tf32 ? round_mantissa(Bi[j], 10) : Bi[j]; };
+        cublasStatus_t r =
+            gemm(transa, transb, m, n, k, *alpha, a, b, Ai, Bi, 4, lda, ldb, *beta, C + i * sc, ldc);
+        if (r != CUBLAS_STATUS_SUCCESS) return r;
+    }
+    return CUBLAS_STATUS_SUCCESS;
+}
+
 EXPORT cublasStatus_t cublasGemmEx(void*, int transa, int transb, int m, int n, int k,
                                    const void* alpha, const void* A, int atype, int lda,
                                    const void* B, int btype, int ldb, const void* beta, void* C,

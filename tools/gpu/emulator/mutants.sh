@@ -22,6 +22,8 @@ mutants=(
   "AdamW's second moment uses beta1|elementwise.cu|s/(1.0f - beta2) \* gi \* gi/(1.0f - beta1) * gi * gi/"
   "the loss sum's tree loses its barrier|loss.cu|/if (t < w) part\[t\] += part\[t + w\];/{n;d}"
   "LayerNorm's weight gradient drops a chunk's last row|layernorm.cu|s/for (long long r = r0; r < r1; r++)/for (long long r = r0; r < r1 - 1; r++)/"
+  "the GEMM attention's softmax backward drops its centring|attention.cu|s/g\[k\] = p\[k\] \* (g\[k\] - pd);/g[k] = p[k] * g[k];/"
+  "the GEMM attention's softmax normalises over one key too few|attention.cu|/softmax_causal(float/,/^}/s/for (int k = lane; k <= t; k += 32) p\[k\] \/= sum;/for (int k = lane; k < t; k += 32) p[k] \/= sum;/"
 )
 
 run_parity() {

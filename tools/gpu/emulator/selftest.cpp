@@ -158,6 +158,16 @@ int main() {
         expect(cublasSgemm_v2(h, 0, 0, 2, 2, 3, &one, A, 2, B, 3, &zero, C, 2) ==
                    CUBLAS_STATUS_EXECUTION_FAILED,
                "sgemm refuses a matrix that reaches past its allocation");
+        // Strided batches: [1 2]·[5 6]ᵀ = 17 and [3 4]·[7 8]ᵀ = 53, two elements apart.
+        float a2[4] = {1, 2, 3, 4}, b2[4] = {5, 6, 7, 8}, c2[2];
+        cuMemcpyHtoD_v2(da, a2, 16);
+        cuMemcpyHtoD_v2(db, b2, 16);
+        s = cublasSgemmStridedBatched(h, 0, 0, 1, 1, 2, &one, A, 1, 2, B, 2, 2, &zero, C, 1, 1, 2);
+        cuMemcpyDtoH_v2(c2, dc, 8);
+        expect(s == 0 && c2[0] == 17 && c2[1] == 53, "strided-batched sgemm: 17 and 53");
+        expect(cublasSgemmStridedBatched(h, 0, 0, 1, 1, 2, &one, A, 1, 2, B, 2, 2, &zero, C, 1, 1,
+                                         3) == CUBLAS_STATUS_EXECUTION_FAILED,
+               "strided-batched sgemm refuses a batch that reaches past its allocation");
         // TF32 keeps 10 mantissa bits, nearest even: 1 + 3 * 2^-11 -> 1 + 2^-9.
         float x = 1.0f + 3.0f / 2048.0f, y = 0;
         cuMemcpyHtoD_v2(da, &x, 4);
