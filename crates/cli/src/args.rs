@@ -341,6 +341,11 @@ pub struct TrainArgs {
     pub threads: Option<u32>,
     #[command(flatten)]
     pub device: DeviceArg,
+    /// With --device cuda: how attention is computed, 'warp' (the default) or 'gemm' (cuBLAS
+    /// batched products per head and a softmax kernel); `modicl bench --attention` says which
+    /// is faster on a GPU. Not part of the configuration: the two agree to f32 rounding.
+    #[arg(long, value_parser = ["warp", "gemm"])]
+    pub attention: Option<String>,
 }
 
 /// Where the model runs.

@@ -31,13 +31,22 @@ pub fn pool(threads: Option<u32>) -> anyhow::Result<rayon::ThreadPool> {
 
 pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
     a.device.check()?;
+    let on_gpu = a.device.device == crate::args::Device::Cuda;
+    let attention = match a.attention.as_deref() {
+        Some(how) if !on_gpu => {
+            let e =
+                modicl_config::ConfigError::invalid("--attention", how, "only with --device cuda");
+            return Err(e.into());
+        }
+        Some("gemm") => modicl_cuda::Attention::Gemm,
+        _ => modicl_cuda::Attention::Warp,
+    };
     let mut trainer = match &a.resume {
         Some(dir) => Trainer::resume(RunDir::new(dir))?,
         None => {
             let mut cfg = a.cfg.resolve()?;
             cfg.train.tensorboard |= a.tensorboard;
             // Before the run directory is made (the trainer checks again on resume).
-            let on_gpu = a.device.device == crate::args::Device::Cuda;
             cfg.train.precision.check_device(on_gpu)?;
             if on_gpu {
                 modicl_trainer::check_gpu_fits(&cfg)?;
@@ -53,6 +62,7 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
     trainer.cfg.train.tensorboard |= a.tensorboard;
     // Not in the configuration either: a run may move between devices on resume.
     trainer.device = a.device.trainer();
+    trainer.gpu_attention = attention;
     if a.resume.is_some() {
         // A fresh run's configuration printed its warnings when it was resolved.
         for w in &trainer.ds.warnings {

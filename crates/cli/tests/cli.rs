@@ -648,11 +648,9 @@ fn device_cuda_is_a_one_line_error_when_it_cannot_run() {
     // Profiling times device operations: the CPU has none.
     let bench = ["bench", "--steps", "1", "--profile"];
     bad_input(tmp.path(), &bench, &["--profile", "--device cuda"]);
-    let bench = ["bench", "--steps", "1", "--attention", "gemm"];
-    bad_input(
-        tmp.path(),
-        &bench,
-        &["--attention", "gemm", "--device cuda"],
-    );
+    let needles = ["--attention", "gemm", "--device cuda"];
+    bad_input(tmp.path(), &["bench", "--attention", "gemm"], &needles);
+    let train = ["train", "--attention", "gemm", "--run-dir", "r"];
+    bad_input(tmp.path(), &train, &needles);
     assert!(!tmp.path().join("r").exists(), "a run directory was made");
 }

@@ -151,7 +151,7 @@ fn train_eval_and_bench_on_the_gpu_follow_the_cpu() {
     assert_close(&dir.join("gpu"), &dir.join("cpu"), 1e-4);
     let summary = fs::read_to_string(dir.join("gpu/summary.json")).unwrap();
     assert!(summary.contains("\"device\": \"cuda: "), "{summary}");
-    assert!(summary.contains(", f32\""), "{summary}");
+    assert!(summary.contains(", f32, warp attention\""), "{summary}");
     // The kernels compiled once, into the run's cache.
     assert!(fs::read_dir(dir.join("gpu/cuda-cache")).unwrap().count() >= 4);
 
@@ -398,6 +398,20 @@ fn a_gpu_too_small_for_the_batch_says_how_much_is_needed() {
 }
 
 #[test]
+fn a_run_with_the_gemm_attention_follows_the_warp_one() {
+    let Some(_) = gpu() else { return };
+    let tmp = setup();
+    let dir = tmp.path();
+    ok(dir, &train("warp", "train.steps=10", "cuda"));
+    let mut args = train("gemm", "train.steps=10", "cuda");
+    args.extend(["--attention", "gemm"]);
+    ok(dir, &args);
+    assert_close(&dir.join("gemm"), &dir.join("warp"), 1e-4);
+    let summary = fs::read_to_string(dir.join("gemm/summary.json")).unwrap();
+    assert!(summary.contains(", gemm attention\""), "{summary}");
+}
+
+#[test]
 fn tf32_and_bf16_runs_train_and_say_so() {
     let Some(_) = gpu() else { return };
     let tmp = setup();
@@ -410,7 +424,10 @@ fn tf32_and_bf16_runs_train_and_say_so() {
         args.extend(["--set", &set]);
         ok(dir, &args);
         let summary = fs::read_to_string(dir.join(p).join("summary.json")).unwrap();
-        assert!(summary.contains(&format!(", {p}\"")), "{summary}");
+        assert!(
+            summary.contains(&format!(", {p}, warp attention\"")),
+            "{summary}"
+        );
         // Reduced-precision products: the losses follow the f32 run's within the stated
         // tolerance of the products (docs/engine.md), not bit for bit.
         let (a, b) = (metrics(&dir.join(p)), metrics(&dir.join("f32")));

@@ -150,6 +150,9 @@ pub struct Trainer {
     /// Where the training steps run (not part of the configuration: a run may move between
     /// devices on resume).
     pub device: Device,
+    /// On the GPU: how attention is computed (not part of the configuration either; the two
+    /// agree to f32 rounding).
+    pub gpu_attention: modicl_cuda::Attention,
 }
 
 /// Where a trainer runs its training steps.
@@ -284,6 +287,7 @@ impl Trainer {
             hash: rundir::config_hash(&cfg),
             early: cfg.train.early_eval_steps(),
             device: Device::Cpu,
+            gpu_attention: modicl_cuda::Attention::default(),
             cfg,
             dir,
             ds,
@@ -339,9 +343,10 @@ impl Trainer {
                 gpu.set_precision(crate::gpu_precision(precision))?;
                 let moments = Some((&self.opt.m[..], &self.opt.v[..], self.opt.step));
                 let (model, adam) = (&self.model, self.opt.cfg);
-                Backend::Gpu(Box::new(modicl_cuda::GpuModel::new(
-                    gpu, model, adam, moments, batch_rows, input_len,
-                )?))
+                let mut g =
+                    modicl_cuda::GpuModel::new(gpu, model, adam, moments, batch_rows, input_len)?;
+                g.set_attention(self.gpu_attention);
+                Backend::Gpu(Box::new(g))
             }
         };
         // A process killed between writing a checkpoint and pruning older ones left them.
@@ -459,9 +464,10 @@ impl Trainer {
             resumed_from: self.resumed_from,
             device: match &backend {
                 Backend::Gpu(g) => format!(
-                    "cuda: {}, {}",
+                    "cuda: {}, {}, {} attention",
                     g.gpu.info,
-                    self.cfg.train.precision.as_str()
+                    self.cfg.train.precision.as_str(),
+                    g.attention().as_str()
                 ),
                 Backend::Host { .. } => "cpu".into(),
             },
