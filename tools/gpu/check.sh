@@ -41,6 +41,10 @@
 #   sanitizer    compute-sanitizer's memcheck, racecheck and synccheck over the parity test.
 # The targets' measurements come early, so that a deadline cuts the slow checks, not them.
 set -uo pipefail
+# $OUT as given, before the script moves to the repository's root.
+if [ -n "${OUT:-}" ]; then
+  mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
+fi
 cd "$(dirname "$0")/../.."
 B=${BUNDLE:-target/gpu-bundle}
 W=${MODICL_CHECK_WORK:-/tmp/modicl-gpu}
@@ -69,23 +73,47 @@ PY
 if [ -n "$wheel_libs" ]; then
   export LD_LIBRARY_PATH="${wheel_libs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
-echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+echo "LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"
+# Where the table and the logs are copied as the checks go (absolute: the copies are made
+# from inside the work folder).
+RET=${OUT:-}
+[ -n "$RET" ] && [ "$RET" = "$(cd "$W" && pwd)" ] && RET=
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 
 declare -A RESULT DETAIL
 ORDER=()
 LAST=
-# row [NAME]: prints the row of the check before (its detail is complete by now).
+# table: the table so far, in $W/table.md and (with the logs) in $OUT, so that a call cut
+# short still brings back every check that ended.
+table() {
+  {
+    echo "| check | result | detail |"
+    echo "|---|---|---|"
+    for n in "${ORDER[@]}"; do
+      [ -n "${RESULT[$n]:-}" ] && echo "| $n | ${RESULT[$n]} | ${DETAIL[$n]//$'\n'/ } |"
+    done
+  } >"$W/table.md"
+  if [ -n "$RET" ]; then
+    cp "$W/table.md" "$RET/table.md"
+    (cd "$W" && tar czf "$RET/logs.tar.gz" ./*.log 2>/dev/null)
+  fi
+}
+# row [NAME]: prints the row of the check before (its detail is complete by now) and saves
+# the table so far.
 row() {
-  [ -n "$LAST" ] && echo "ROW | $LAST | ${RESULT[$LAST]} | ${DETAIL[$LAST]//$'\n'/ } |"
+  if [ -n "$LAST" ]; then
+    echo "ROW | $LAST | ${RESULT[$LAST]} | ${DETAIL[$LAST]//$'\n'/ } |"
+    table
+  fi
   LAST=${1:-}
 }
 # check NAME TIMEOUT_S COMMAND...: runs it, logs to $W/NAME.log, records pass/FAIL.
 check() {
   local name=$1 limit=$2
   shift 2
-  # An empty log for a check not run, so that reading its detail prints no error.
-  : >"$W/$name.log"
+  # A log for a check not run (kept from an earlier run, or empty), so that reading its
+  # detail prints no error.
+  [ -e "$W/$name.log" ] || : >"$W/$name.log"
   # MODICL_CHECKS="curve resume" runs only those (a rerun of the ones that failed).
   if [ -n "${MODICL_CHECKS:-}" ] && [[ " $MODICL_CHECKS " != *" $name "* ]]; then
     return
@@ -103,14 +131,17 @@ check() {
   if declare -F "$1" >/dev/null; then
     # A function of this script: timeout runs programs, so through bash with it exported.
     export -f "$1"
-    timeout "$limit" bash -c "$1" >"$W/$name.log" 2>&1
+    timeout -k 10 "$limit" bash -c "$1" >"$W/$name.log" 2>&1
   else
-    timeout "$limit" "$@" >"$W/$name.log" 2>&1
+    timeout -k 10 "$limit" "$@" >"$W/$name.log" 2>&1
   fi
   local rc=$?
+  # Whatever a check started and left running (an inner timeout's child escapes the outer
+  # one) must not hold the GPU during the next.
+  pkill -KILL -f "$B/" 2>/dev/null
   case $rc in
     0) RESULT[$name]=pass ;;
-    124) RESULT[$name]="FAIL (timed out at $limit s)" ;;
+    124 | 137) RESULT[$name]="FAIL (timed out at $limit s)" ;;
     *) RESULT[$name]="FAIL (exit $rc)" ;;
   esac
   DETAIL[$name]="$((SECONDS - t0)) s"
@@ -126,11 +157,11 @@ DETAIL[parity]+="; $(grep -c '^PARITY' "$W/parity.log") comparisons; worst: ${wo
 
 check tf32 120 env MODICL_REQUIRE_GPU=1 "$B/gpu_parity" --nocapture --test-threads 1 \
   tf32_stays_within_its_stated_tolerance
-DETAIL[tf32]+="; $(grep -m1 '^TF32' "$W/tf32.log")"
+DETAIL[tf32]+="; $(grep '^TF32' "$W/tf32.log" | cut -c6- | tr '\n' ';')"
 
 check bf16 120 env MODICL_REQUIRE_GPU=1 "$B/gpu_parity" --nocapture --test-threads 1 \
   bf16_stays_within_its_stated_tolerance
-DETAIL[bf16]+="; $(grep -m1 '^BF16' "$W/bf16.log")"
+DETAIL[bf16]+="; $(grep '^BF16' "$W/bf16.log" | cut -c6- | tr '\n' ';')"
 
 check determinism 120 env MODICL_REQUIRE_GPU=1 "$B/gpu_parity" --nocapture --test-threads 1 \
   the_same_steps_give_the_same_bytes_on_the_gpu
@@ -216,7 +247,16 @@ PY
 
 # modicl eval on the GPU, of the run just trained.
 check eval 120 "$B/modicl" eval "$W/paper-d4" --device cuda --seqs-per-task 4 --json
-DETAIL[eval]+="; last-shot $(python3 -c 'import json,sys; t=open(sys.argv[1]).read(); d=json.loads(t[t.index("{"):t.rindex("}")+1]); print(" ".join("%s %.3f" % (s["set"], s["acc_last"]) for s in d["sets"]))' "$W/eval.log" 2>&1 | cut -c1-160)"
+DETAIL[eval]+="; last-shot $(python3 - "$W/eval.log" <<'PY' 2>&1 | cut -c1-160
+import json, sys
+try:
+    t = open(sys.argv[1]).read()
+    d = json.loads(t[t.index("{"):t.rindex("}") + 1])
+    print(" ".join("%s %.3f" % (s["set"], s["acc_last"]) for s in d["sets"]))
+except Exception as e:
+    print("not read:", e)
+PY
+)"
 
 # The same first 2 steps on the CPU and the GPU (paper-d4 at batch 384): training loss per step.
 curve() {
@@ -232,7 +272,7 @@ o = sys.argv[1]
 get = lambda dev: [float(r["loss"]) for r in csv.DictReader(open(f"{o}/curve-{dev}/metrics.csv"))
                    if r["set"] == "train_batch"]
 c, g = get("cpu"), get(sys.argv[2])
-worst = max(abs(a - b) / abs(a) for a, b in zip(c, g))
+worst = max((abs(a - b) / abs(a) for a, b in zip(c, g)), default=float("inf"))
 print("CURVE cpu", " ".join("%.6f" % x for x in c), "| cuda", " ".join("%.6f" % x for x in g),
       "| worst relative difference %.2e" % worst)
 sys.exit(0 if worst <= 1e-4 else 1)
@@ -249,11 +289,17 @@ resume() {
     --set train.save_every=$((steps / 8)) --set train.eval_every=$((steps / 4)) --quiet)
   "$B/modicl" train "${args[@]}" --run-dir "$W/straight" --overwrite || return 1
   rm -rf "$W/killed"
-  # Killed after 3 s, then 4 s, 5 s, ... so that every start gets further than the last.
-  timeout -s KILL 3 "$B/modicl" train "${args[@]}" --run-dir "$W/killed"
-  local kills=1
+  # Killed after 4 s, then 5 s, 6 s, ... so that every start gets further than the last; until
+  # a start has written the run's config.toml (opening the GPU can take seconds), a fresh start
+  # again instead of a resume.
+  local kills=0
   until [ -e "$W/killed/DONE" ]; do
-    timeout -s KILL $((3 + kills)) "$B/modicl" train --resume "$W/killed" --device "$DEV" --quiet
+    if [ -e "$W/killed/config.toml" ]; then
+      timeout -s KILL $((4 + kills)) "$B/modicl" train --resume "$W/killed" --device "$DEV" --quiet
+    else
+      rm -rf "$W/killed"
+      timeout -s KILL $((4 + kills)) "$B/modicl" train "${args[@]}" --run-dir "$W/killed"
+    fi
     kills=$((kills + 1))
     [ $kills -gt 60 ] && { echo "RESUME did not finish"; return 1; }
   done
@@ -275,7 +321,7 @@ sanitize() {
   cs=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -n 1)
   [ -n "$cs" ] || { echo "SANITIZER compute-sanitizer not found"; return 1; }
   for tool in memcheck racecheck synccheck; do
-    "$cs" --tool "$tool" --error-exitcode 9 "$B/gpu_parity" --test-threads 1 \
+    MODICL_REQUIRE_GPU=1 "$cs" --tool "$tool" --error-exitcode 9 "$B/gpu_parity" --test-threads 1 \
       forward_backward_and_adamw_match_the_cpu_engine >"$W/sanitizer-$tool.log" 2>&1
     rc=$?
     echo "SANITIZER $tool exit $rc, $(grep -m1 'ERROR SUMMARY' "$W/sanitizer-$tool.log")"
@@ -287,17 +333,6 @@ check sanitizer 240 sanitize
 DETAIL[sanitizer]+="; $(grep '^SANITIZER' "$W/sanitizer.log" | cut -c11- | tr '\n' ';')"
 
 row
-{
-  echo "| check | result | detail |"
-  echo "|---|---|---|"
-  for n in "${ORDER[@]}"; do
-    echo "| $n | ${RESULT[$n]} | ${DETAIL[$n]//$'\n'/ } |"
-  done
-} >"$W/table.md"
-if [ -n "${OUT:-}" ] && [ "$OUT" != "$W" ]; then
-  mkdir -p "$OUT"
-  cp "$W/table.md" "$OUT/"
-  (cd "$W" && tar czf "$OUT/logs.tar.gz" ./*.log)
-fi
+table
 echo
 cat "$W/table.md"

@@ -236,6 +236,7 @@ pub fn run_on_gpu(
         for i in 0..PROFILED_STEPS {
             ds.fill_train_batch((warmup + steps + i) as u64, &mut batch);
             gpu_step(&mut dev, &batch.tokens, s, &positions)?;
+            tick();
         }
         ops = dev.gpu.profile_stop()?;
         for o in &mut ops {

@@ -153,30 +153,37 @@ fn the_same_steps_give_the_same_bytes_on_the_gpu() {
 /// ‖gpu − cpu‖/‖cpu‖ of each, printed as `LABEL logits .. gradients ..` and checked against
 /// `bound`.
 fn reduced_precision_within(p: Precision, label: &str, bound: f64) {
-    let Some(gpu) = gpu_or_skip() else { return };
-    gpu.set_precision(p).unwrap();
-    let (ds, cfg, adam) = case(Activation::Relu, true);
-    let positions: Vec<usize> = ds.seq.target_positions().collect();
-    let (b, t) = (16, ds.seq.input_len());
-    let cpu = Model::new(cfg.clone(), 5).unwrap();
-    let mut ws = Workspace::new(&cfg, b, t);
-    let mut grads = vec![0f32; cpu.layout.total];
-    let mut dev = GpuModel::new(gpu, &cpu, adam, None, b, t).unwrap();
-    let batch = ds.train_batch(0);
-    let lc = cpu
-        .forward(&mut ws, &batch.tokens, batch.seq_len, &positions, None)
-        .unwrap();
-    dev.forward(&batch.tokens, batch.seq_len, &positions)
-        .unwrap();
-    cpu.backward(&mut ws, &mut grads);
-    dev.backward().unwrap();
-    let logits = rel(&dev.logits().unwrap(), &ws.logits[..lc.count * cfg.vocab]);
-    let g = rel(&dev.grads().unwrap(), &grads);
-    eprintln!("{label} logits {logits:.3e} gradients {g:.3e} (bound {bound:.0e})");
-    assert!(
-        logits <= bound && g <= bound,
-        "{label}: logits {logits:.3e}, gradients {g:.3e}"
-    );
+    let Some(_) = gpu_or_skip() else { return };
+    for how in [Attention::Warp, Attention::Gemm] {
+        let gpu = Gpu::open().unwrap();
+        gpu.set_precision(p).unwrap();
+        let (ds, cfg, adam) = case(Activation::Relu, true);
+        let positions: Vec<usize> = ds.seq.target_positions().collect();
+        let (b, t) = (16, ds.seq.input_len());
+        let cpu = Model::new(cfg.clone(), 5).unwrap();
+        let mut ws = Workspace::new(&cfg, b, t);
+        let mut grads = vec![0f32; cpu.layout.total];
+        let mut dev = GpuModel::new(gpu, &cpu, adam, None, b, t).unwrap();
+        dev.set_attention(how);
+        let batch = ds.train_batch(0);
+        let lc = cpu
+            .forward(&mut ws, &batch.tokens, batch.seq_len, &positions, None)
+            .unwrap();
+        dev.forward(&batch.tokens, batch.seq_len, &positions)
+            .unwrap();
+        cpu.backward(&mut ws, &mut grads);
+        dev.backward().unwrap();
+        let logits = rel(&dev.logits().unwrap(), &ws.logits[..lc.count * cfg.vocab]);
+        let g = rel(&dev.grads().unwrap(), &grads);
+        let how = how.as_str();
+        eprintln!(
+            "{label} {how}-attention logits {logits:.3e} gradients {g:.3e} (bound {bound:.0e})"
+        );
+        assert!(
+            logits <= bound && g <= bound,
+            "{label} {how}: logits {logits:.3e}, gradients {g:.3e}"
+        );
+    }
 }
 
 /// TF32 keeps 10 of f32's 23 mantissa bits in the products' inputs: a relative error of about

@@ -10,7 +10,8 @@
 // switches only at a barrier (__syncthreads, __syncwarp) or a warp shuffle, and the scheduler
 // lets a barrier pass only when every live thread it covers has reached it, so barrier and
 // shuffle logic is exercised as written. A barrier that some threads never reach (divergence),
-// or a full-warp shuffle with lanes that have exited, fails the launch with a message.
+// lanes of a warp at different warp operations, or a full-warp shuffle with lanes that have
+// exited, fails the launch with a message.
 //
 // What it checks beyond a GPU: every pointer argument of a launch and every matrix a product
 // reads or writes must lie inside one live device allocation; each allocation ends at an
@@ -21,7 +22,8 @@
 // first MODICL_EMU_LAUNCHES_BEFORE_OOM, when those are set (to test out-of-memory handling).
 //
 // What it cannot show: speed, real-GPU races (threads here never run concurrently), the GPU's
-// own rounding of expf and friends, and cuBLAS's summation order (products here sum in f64).
+// own rounding (expf and friends, NVRTC's fused multiply-adds) and cuBLAS's summation order
+// (products here sum in f64), overruns of under 16 bytes, and stack overflows.
 // TF32 and bf16 products round their operands as the tensor cores do, then sum exactly.
 
 #include "shim.h"
@@ -120,6 +122,8 @@ struct Fiber {
     void* sp;
     State state;
     unsigned mask;  // of a warp wait
+    unsigned ops;   // warp operations (shuffles, __syncwarp) reached so far
+    bool shuffle;   // the warp operation it waits at is a shuffle (else __syncwarp)
     emu_dim3 idx;   // threadIdx
 };
 
@@ -164,6 +168,8 @@ void fiber_init(int i) {
     g_fibers[i].sp = &s[-8];
     g_fibers[i].state = RUN;
     g_fibers[i].mask = 0;
+    g_fibers[i].ops = 0;
+    g_fibers[i].shuffle = false;
     g_fibers[i].idx = {i % blockDim.x, (i / blockDim.x) % blockDim.y,
                        i / (blockDim.x * blockDim.y)};
     g_xpar[i] = 0;
@@ -190,10 +196,15 @@ void leave(int me) {
     emu_switch(&g_fibers[me].sp, g_sched_sp);
 }
 
-void wait(State s, unsigned mask) {
+void wait(State s, unsigned mask, bool shuffle = false) {
     const int me = g_cur;
-    g_fibers[me].state = s;
-    g_fibers[me].mask = mask;
+    Fiber& f = g_fibers[me];
+    f.state = s;
+    f.mask = mask;
+    if (s == WARP_WAIT) {
+        f.ops++;
+        f.shuffle = shuffle;
+    }
     leave(me);
 }
 
@@ -209,7 +220,8 @@ std::string run_block() {
                 for (int i = lo; i < hi; i++)
                     if (g_fibers[i].state == RUN) resume(i);
                 int live = 0, at_warp = 0, at_block = 0;
-                unsigned done = 0;
+                // Lanes past the block's last thread count as exited.
+                unsigned done = hi - lo == 32 ? 0u : ~0u << (hi - lo);
                 for (int i = lo; i < hi; i++) {
                     State s = g_fibers[i].state;
                     if (s == DONE) {
@@ -224,6 +236,24 @@ std::string run_block() {
                 if (at_warp != live) {
                     return "warp " + std::to_string(w) + ": some lanes wait at __syncthreads, " +
                            "others at a warp barrier or shuffle (divergent barriers)";
+                }
+                // Every waiting lane must be at the same warp operation: the same count of
+                // them so far, and the same kind (lanes at different shuffles would read each
+                // other's values).
+                int first = -1;
+                for (int i = lo; i < hi; i++) {
+                    if (g_fibers[i].state != WARP_WAIT) continue;
+                    if (first < 0) first = i;
+                    const Fiber &a = g_fibers[first], &b = g_fibers[i];
+                    if (a.ops != b.ops || a.shuffle != b.shuffle) {
+                        char buf[200];
+                        snprintf(buf, sizeof buf,
+                                 "warp %d: lane %d waits at its warp operation %u (%s), lane %d "
+                                 "at its operation %u (%s): the lanes diverged",
+                                 w, first - lo, a.ops, a.shuffle ? "a shuffle" : "__syncwarp",
+                                 i - lo, b.ops, b.shuffle ? "a shuffle" : "__syncwarp");
+                        return buf;
+                    }
                 }
                 for (int i = lo; i < hi; i++) {
                     if (g_fibers[i].state != WARP_WAIT) continue;
@@ -258,7 +288,7 @@ uint64_t emu_shfl_xor(unsigned mask, uint64_t bits, int lane_mask) {
     const int p = g_xpar[me];
     g_xpar[me] ^= 1;
     g_xbuf[p][me] = bits;
-    wait(WARP_WAIT, mask);
+    wait(WARP_WAIT, mask, true);
     const int src = (me & ~31) | ((me & 31) ^ (lane_mask & 31));
     return g_xbuf[p][src];
 }
@@ -453,25 +483,34 @@ EXPORT CUresult cuStreamCreateWithPriority(void** s, unsigned, int) { return cuS
 EXPORT CUresult cuStreamDestroy_v2(void*) { return CUDA_SUCCESS; }
 EXPORT CUresult cuStreamSynchronize(void*) { return CUDA_SUCCESS; }
 EXPORT CUresult cuStreamWaitEvent(void*, void*, unsigned) { return CUDA_SUCCESS; }
-EXPORT CUresult cuEventCreate(void** e, unsigned) {
-    *e = new double(0.0);
+namespace {
+struct Event {
+    double ms;     // host time when recorded
+    bool timing;   // created without CU_EVENT_DISABLE_TIMING
+};
+}  // namespace
+EXPORT CUresult cuEventCreate(void** e, unsigned flags) {
+    *e = new Event{0.0, (flags & 0x2) == 0};
     return CUDA_SUCCESS;
 }
 EXPORT CUresult cuEventDestroy_v2(void* e) {
-    delete (double*)e;
+    delete (Event*)e;
     return CUDA_SUCCESS;
 }
 EXPORT CUresult cuEventRecord(void* e, void*) {
     timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
-    *(double*)e = t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
+    ((Event*)e)->ms = t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
     return CUDA_SUCCESS;
 }
 EXPORT CUresult cuEventRecordWithFlags(void* e, void* s, unsigned) { return cuEventRecord(e, s); }
 EXPORT CUresult cuEventSynchronize(void*) { return CUDA_SUCCESS; }
 EXPORT CUresult cuEventQuery(void*) { return CUDA_SUCCESS; }
 EXPORT CUresult cuEventElapsedTime(float* ms, void* start, void* end) {
-    *ms = (float)(*(double*)end - *(double*)start);
+    const Event *a = (const Event*)start, *b = (const Event*)end;
+    // As the driver: events made with CU_EVENT_DISABLE_TIMING cannot be timed.
+    if (!a->timing || !b->timing) return CUDA_ERROR_INVALID_HANDLE;
+    *ms = (float)(b->ms - a->ms);
     return CUDA_SUCCESS;
 }
 EXPORT CUresult cuEventElapsedTime_v2(float* ms, void* start, void* end) {
@@ -638,7 +677,9 @@ EXPORT CUresult cuLaunchKernel(void* f, unsigned gx, unsigned gy, unsigned gz, u
     const Kernel* k = (const Kernel*)f;
     if (!k || extra) return CUDA_ERROR_INVALID_VALUE;
     const unsigned long long threads = (unsigned long long)bx * by * bz;
-    if (gx == 0 || gy == 0 || gz == 0 || threads == 0 || threads > MAX_THREADS) {
+    // The driver's limits: at most 1024 threads (x, y <= 1024, z <= 64), grid y, z <= 65535.
+    if (gx == 0 || gy == 0 || gz == 0 || threads == 0 || threads > MAX_THREADS || bx > 1024 ||
+        by > 1024 || bz > 64 || gy > 65535 || gz > 65535) {
         report(std::string(k->name) + ": invalid launch shape");
         return CUDA_ERROR_INVALID_VALUE;
     }

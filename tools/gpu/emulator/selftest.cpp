@@ -31,7 +31,7 @@ static void* function(const char* name) {
     if (!module) {
         const char* ptx =
             ".version 8.0\n.entry good_sum(\n.entry indices(\n.entry divergent_barrier(\n"
-            ".entry shuffle_after_exit(\n.entry write_past_end(\n";
+            ".entry shuffle_after_exit(\n.entry write_past_end(\n.entry mismatched_warp_ops(\n";
         cuModuleLoadData(&module, ptx);
     }
     void* f = nullptr;
@@ -88,6 +88,13 @@ int main() {
                "divergent barriers fail the launch");
         expect(launch("shuffle_after_exit", 1, 1, 32, 1, {&d}) == CUDA_ERROR_LAUNCH_FAILED,
                "a full-mask shuffle after lanes exited fails the launch");
+        expect(launch("mismatched_warp_ops", 1, 1, 32, 1, {&d}) == CUDA_ERROR_LAUNCH_FAILED,
+               "lanes at different warp operations fail the launch");
+        int zero = 0;
+        expect(launch("good_sum", 1, 1, 8, 1, {&d, &d, &zero}) == CUDA_ERROR_LAUNCH_FAILED,
+               "a full-mask shuffle in a block smaller than a warp fails the launch");
+        expect(launch("indices", 1, 70000, 32, 1, {&d, &d}) == CUDA_ERROR_INVALID_VALUE,
+               "a grid of more than 65535 in y is refused");
         std::vector<float> host(32);
         float* hp = host.data();
         int n = 32;
@@ -189,6 +196,25 @@ int main() {
         cuMemcpyDtoH_v2(&y, dc, 4);
         expect(s == 0 && y == 3.375f, "bf16 GemmEx: 1.5 x 2.25 = 3.375");
         cublasDestroy_v2(h);
+    }
+    // Events: timed ones measure, ones made with CU_EVENT_DISABLE_TIMING cannot be timed.
+    {
+        void *a = nullptr, *b = nullptr, *c = nullptr;
+        cuEventCreate(&a, 0);
+        cuEventCreate(&b, 0);
+        cuEventCreate(&c, 0x2);
+        cuEventRecord(a, nullptr);
+        usleep(2000);
+        cuEventRecord(b, nullptr);
+        cuEventRecord(c, nullptr);
+        float ms = 0;
+        expect(cuEventElapsedTime(&ms, a, b) == CUDA_SUCCESS && ms >= 1.5f,
+               "events time the host clock between them");
+        expect(cuEventElapsedTime(&ms, a, c) == CUDA_ERROR_INVALID_HANDLE,
+               "an event made with CU_EVENT_DISABLE_TIMING cannot be timed");
+        cuEventDestroy_v2(a);
+        cuEventDestroy_v2(b);
+        cuEventDestroy_v2(c);
     }
     printf(g_failed ? "GPU emulator self-test FAILED\n" : "GPU emulator self-test passed\n");
     return g_failed;

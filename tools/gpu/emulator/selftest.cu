@@ -40,3 +40,15 @@ extern "C" __global__ void shuffle_after_exit(float* out) {
 extern "C" __global__ void write_past_end(float* out, int n) {
     if (threadIdx.x == 0) out[n] = 1.0f;
 }
+
+// Lanes 0-15 shuffle once then __syncwarp; lanes 16-31 shuffle twice: at their second warp
+// operation the two halves are at different ones.
+extern "C" __global__ void mismatched_warp_ops(float* out) {
+    float v = __shfl_xor_sync(0xffffffffu, 1.0f, 1);
+    if (threadIdx.x < 16) {
+        __syncwarp();
+    } else {
+        v += __shfl_xor_sync(0xffffffffu, v, 2);
+    }
+    out[threadIdx.x] = v;
+}
