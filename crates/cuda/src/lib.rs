@@ -11,8 +11,9 @@
 //! sum runs in a fixed order, so the same configuration gives the same bytes on the same GPU.
 //!
 //! [`GpuModel`] is the device model (forward, loss, backward and AdamW in f32 through these
-//! kernels and cuBLAS), which `modicl train --device cuda` uses. Status: built, and every kernel
-//! compile-checked in CI with NVRTC; no GPU has run any of it yet (`tools/gpu/check.sh` will).
+//! kernels and cuBLAS), which `modicl train --device cuda` uses. Status: built, every kernel
+//! compile-checked in CI with NVRTC, and every GPU test passing in CI on the CPU emulator of
+//! `tools/gpu/emulator`; no real GPU has run any of it yet (`tools/gpu/check.sh` will).
 
 use std::ffi::OsStr;
 
