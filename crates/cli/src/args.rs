@@ -364,13 +364,13 @@ pub enum Device {
 }
 
 impl DeviceArg {
-    /// Nothing to check for the CPU. For CUDA: the error naming what this machine lacks
-    /// (driver, NVRTC, cuBLAS, a GPU).
-    pub fn check(self) -> anyhow::Result<()> {
-        if self.device == Device::Cuda {
-            modicl_cuda::open_device()?;
-        }
-        Ok(())
+    /// Nothing to check for the CPU (None). For CUDA: the GPU, or the error naming what this
+    /// machine lacks (driver, NVRTC, cuBLAS, a GPU).
+    pub fn check(self) -> anyhow::Result<Option<modicl_cuda::DeviceInfo>> {
+        Ok(match self.device {
+            Device::Cuda => Some(modicl_cuda::open_device()?),
+            Device::Cpu => None,
+        })
     }
 
     /// The trainer's device.

@@ -30,8 +30,8 @@ pub fn pool(threads: Option<u32>) -> anyhow::Result<rayon::ThreadPool> {
 }
 
 pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
-    a.device.check()?;
-    let on_gpu = a.device.device == crate::args::Device::Cuda;
+    let gpu = a.device.check()?;
+    let on_gpu = gpu.is_some();
     let attention = match a.attention.as_deref() {
         Some(how) if !on_gpu => {
             let e =
@@ -48,8 +48,8 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
             cfg.train.tensorboard |= a.tensorboard;
             // Before the run directory is made (the trainer checks again on resume).
             cfg.train.precision.check_device(on_gpu)?;
-            if on_gpu {
-                modicl_trainer::check_gpu_fits(&cfg)?;
+            if let Some(info) = &gpu {
+                modicl_trainer::check_gpu_fits(&cfg, info)?;
             }
             let root = a
                 .run_dir

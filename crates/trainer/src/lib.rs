@@ -108,11 +108,10 @@ pub fn gpu_precision(p: modicl_config::Precision) -> modicl_cuda::Precision {
     }
 }
 
-/// Whether a configuration's model and batch fit in the free memory of the GPU that
+/// Whether a configuration's model and batch fit in the free memory of `info`, the GPU that
 /// `--device cuda` would use ([`modicl_cuda::CudaError::TooSmall`], naming both, if not): for
 /// checking before a run directory is made. The trainer checks again when it starts.
-pub fn check_gpu_fits(cfg: &Config) -> Result<(), TrainError> {
-    let info = modicl_cuda::open_device()?;
+pub fn check_gpu_fits(cfg: &Config, info: &modicl_cuda::DeviceInfo) -> Result<(), TrainError> {
     let seq = modicl_data::SequenceLayout {
         n_var: cfg.task.n_var as usize,
         examples: cfg.task.examples as usize,
