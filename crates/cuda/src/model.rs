@@ -761,6 +761,27 @@ impl GpuModel {
     }
 }
 
+/// The per-head geometry of the batched-GEMM attention over qkv [b·t, 3d]: the head width, the
+/// scores' scale 1/√dh, qkv's row stride, and the size of one head's T×T block of `att`.
+struct Heads {
+    dh: usize,
+    scale: f32,
+    row: usize,
+    tt: usize,
+}
+
+impl Heads {
+    fn new(t: usize, d: usize, h: usize) -> Heads {
+        let dh = d / h;
+        Heads {
+            dh,
+            scale: 1.0 / (dh as f32).sqrt(),
+            row: 3 * d,
+            tt: t * t,
+        }
+    }
+}
+
 /// Causal attention of one block over `b` sequences of `t` tokens, width `d`, `h` heads: the
 /// probabilities into `att` [b, h, t, t] and the heads' outputs into `z` [b·t, d], from `qkv`
 /// [b·t, 3d] (after RoPE).
@@ -787,9 +808,8 @@ fn attention_fwd(
             &hi
         ),
         Attention::Gemm => {
-            let dh = d / h;
-            let scale = 1.0 / (dh as f32).sqrt();
-            let (row, tt, ri) = (3 * d, t * t, rows as i32);
+            let Heads { dh, scale, row, tt } = Heads::new(t, d, h);
+            let ri = rows as i32;
             // Scores, query-major: column-major (keys x queries) = Kᵀ Q, per head and sequence.
             for head in 0..h {
                 let (o, p) = (head * dh, head * tt);
@@ -867,9 +887,8 @@ fn attention_bwd(
             )
         }
         Attention::Gemm => {
-            let dh = d / h;
-            let scale = 1.0 / (dh as f32).sqrt();
-            let (row, tt, ri) = (3 * d, t * t, rows as i32);
+            let Heads { dh, scale, row, tt } = Heads::new(t, d, h);
+            let ri = rows as i32;
             // d loss / d P, query-major: column-major (keys x queries) = Vᵀ dz.
             for head in 0..h {
                 let (o, p) = (head * dh, head * tt);
