@@ -363,6 +363,23 @@ pub enum Device {
     Cuda,
 }
 
+/// An `--attention` value (`train`, `bench`) as the CUDA backend's choice: `warp` when absent,
+/// and an error when given without `--device cuda`.
+pub fn attention(
+    value: Option<&str>,
+    on_gpu: bool,
+) -> Result<modicl_cuda::Attention, modicl_config::ConfigError> {
+    match value {
+        Some(how) if !on_gpu => Err(modicl_config::ConfigError::invalid(
+            "--attention",
+            how,
+            "only with --device cuda",
+        )),
+        Some("gemm") => Ok(modicl_cuda::Attention::Gemm),
+        _ => Ok(modicl_cuda::Attention::Warp),
+    }
+}
+
 impl DeviceArg {
     /// Nothing to check for the CPU (None). For CUDA: the GPU, or the error naming what this
     /// machine lacks (driver, NVRTC, cuBLAS, a GPU).

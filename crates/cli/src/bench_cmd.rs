@@ -13,14 +13,7 @@ pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
         let e = modicl_config::ConfigError::invalid("--shards", n, "only with --device cpu");
         return Err(e.into());
     }
-    if let Some(how) = a.attention.as_ref().filter(|_| !on_gpu) {
-        let e = modicl_config::ConfigError::invalid("--attention", how, "only with --device cuda");
-        return Err(e.into());
-    }
-    let attention = match a.attention.as_deref() {
-        Some("gemm") => modicl_cuda::Attention::Gemm,
-        _ => modicl_cuda::Attention::Warp,
-    };
+    let attention = crate::args::attention(a.attention.as_deref(), on_gpu)?;
     if a.profile && !on_gpu {
         let e = modicl_config::ConfigError::invalid("--profile", true, "only with --device cuda");
         return Err(e.into());

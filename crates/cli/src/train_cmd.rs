@@ -32,15 +32,7 @@ pub fn pool(threads: Option<u32>) -> anyhow::Result<rayon::ThreadPool> {
 pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
     let gpu = a.device.check()?;
     let on_gpu = gpu.is_some();
-    let attention = match a.attention.as_deref() {
-        Some(how) if !on_gpu => {
-            let e =
-                modicl_config::ConfigError::invalid("--attention", how, "only with --device cuda");
-            return Err(e.into());
-        }
-        Some("gemm") => modicl_cuda::Attention::Gemm,
-        _ => modicl_cuda::Attention::Warp,
-    };
+    let attention = crate::args::attention(a.attention.as_deref(), on_gpu)?;
     let mut trainer = match &a.resume {
         Some(dir) => Trainer::resume(RunDir::new(dir))?,
         None => {
