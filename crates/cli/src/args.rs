@@ -448,6 +448,27 @@ pub struct PhaseArgs {
     pub sweep: PathBuf,
     #[command(flatten)]
     pub label: LabelArgs,
+    /// Which labelling the phase maps show: 'paper' (every set passes at --pass) or 'rm' (the
+    /// same, plus ood-gen-rm where the o.o.d.-test last-shot accuracy reaches 0.8 of Ratio
+    /// Matching's, above chance noise; written as phase_rm*.{png,svg}).
+    #[arg(long, value_enum, default_value_t = Labels::Paper)]
+    pub labels: Labels,
+}
+
+/// The labelling a phase diagram shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Labels {
+    Paper,
+    Rm,
+}
+
+impl From<Labels> for modicl_sweeps::phase::Labelling {
+    fn from(l: Labels) -> Self {
+        match l {
+            Labels::Paper => modicl_sweeps::phase::Labelling::Paper,
+            Labels::Rm => modicl_sweeps::phase::Labelling::Rm,
+        }
+    }
 }
 
 /// How runs are labelled with phases.

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+use modicl_trainer::oracles::SetOracles;
 use modicl_trainer::{metrics, rundir, Checkpoint, Evaluator, Metric, RunDir, UnknownName};
 use serde_json::json;
 
@@ -79,11 +80,11 @@ pub fn eval(a: &EvalArgs) -> anyhow::Result<()> {
         model,
         ds,
     } = open(&a.path, &a.checkpoint)?;
-    let per_task = a.seqs_per_task.unwrap_or(cfg.eval.seqs_per_task) as usize;
+    let sizing = cfg.eval.overridden(a.seqs_per_task);
     let sets = match a.device.device {
         // On the GPU: chunks of the run's batch, per-shot counts copied back.
         crate::args::Device::Cuda => {
-            let mut ev = Evaluator::new(&ds, per_task);
+            let mut ev = Evaluator::for_config(&ds, &sizing);
             let mut dev = modicl_cuda::GpuModel::new(
                 modicl_cuda::Gpu::open()?,
                 &model,
@@ -96,7 +97,7 @@ pub fn eval(a: &EvalArgs) -> anyhow::Result<()> {
         }
         crate::args::Device::Cpu => {
             train_cmd::pool(a.threads)?.install(|| -> anyhow::Result<_> {
-                let mut ev = Evaluator::new(&ds, per_task);
+                let mut ev = Evaluator::for_config(&ds, &sizing);
                 let chunk = (cfg.task.batch as usize).clamp(1, 512);
                 let mut ws = modicl_engine::Shards::new(&model.cfg, chunk, ds.seq.input_len());
                 Ok(ev.run(&model, &mut ws)?)
@@ -107,6 +108,7 @@ pub fn eval(a: &EvalArgs) -> anyhow::Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| run.root.join("eval").join(&ck_name));
+    let oracles = SetOracles::of(&ds);
     let record = metrics::Record {
         step: state.step,
         lr: f64::NAN,
@@ -120,13 +122,19 @@ pub fn eval(a: &EvalArgs) -> anyhow::Result<()> {
         "run": run.root.display().to_string(),
         "checkpoint": ck.display().to_string(),
         "step": state.step,
-        "seqs_per_task": per_task,
+        "seqs_per_task": sizing.seqs_per_task,
+        "target_se": sizing.target_se,
         "sets": sets.iter().map(|m| {
             let mut o = serde_json::Map::new();
             o.insert("set".into(), json!(m.set.as_str()));
             for metric in Metric::ALL {
                 o.insert(metric.to_string(), json!(m.get(metric)));
             }
+            let o_set = oracles.get(m.set);
+            o.insert("rm_last".into(), json!(o_set.rm));
+            o.insert("mr_last".into(), json!(o_set.mr));
+            o.insert("rm_frac".into(), json!(m.acc_last() / o_set.rm));
+            o.insert("mr_frac".into(), json!(m.acc_last() / o_set.mr));
             o.insert("acc_per_shot".into(), json!((0..m.shot_count.len()).map(|i| m.acc_shot(i)).collect::<Vec<_>>()));
             o.insert("count_per_shot".into(), json!(m.shot_count));
             o
@@ -145,8 +153,9 @@ pub fn eval(a: &EvalArgs) -> anyhow::Result<()> {
         println!("{text}");
     } else {
         println!(
-            "{title}, {per_task} sequences per task\n{}",
-            report::table(&sets)
+            "{title}, {}\n{}",
+            sizing.describe(),
+            report::table(&sets, Some(&oracles))
         );
         let k = sets.first().map_or(0, |m| m.shot_count.len());
         print!("{:<12}", "shot");

@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 
 use modicl_sweeps::collect::{self, Row};
 use modicl_sweeps::SweepDir;
-use modicl_trainer::{metrics, rundir, RunDir};
+use modicl_trainer::{metrics, rundir, RunDir, SetName};
 use serde_json::Value;
 
-use crate::args::{LabelArgs, PhaseArgs, ReportArgs, Shots};
+use crate::args::{LabelArgs, Labels, PhaseArgs, ReportArgs, Shots};
 use crate::report;
 
 /// SVG files larger than this are shown through their PNG.
@@ -146,7 +146,7 @@ fn f3(v: Option<f64>) -> String {
 
 /// The metrics table of one evaluation (summary.json's `last` or `best_ood`).
 fn summary_table(v: &Value) -> String {
-    let mut t = String::from("<div class=\"scroll\"><table><thead><tr><th class=\"t\">set</th><th>loss</th><th>accuracy (all shots)</th><th>accuracy (last shot)</th></tr></thead><tbody>");
+    let mut t = String::from("<div class=\"scroll\"><table><thead><tr><th class=\"t\">set</th><th>loss</th><th>accuracy (all shots)</th><th>accuracy (last shot)</th><th>Ratio Matching (last shot)</th><th>fraction of RM</th><th>Modular Regression (last shot)</th><th>fraction of MR</th></tr></thead><tbody>");
     for set in [
         "id_train",
         "id_test",
@@ -155,16 +155,24 @@ fn summary_table(v: &Value) -> String {
         "train_batch",
     ] {
         if let Some(s) = v["sets"].get(set) {
-            let _ = write!(
-                t,
-                "<tr><td class=\"t\">{set}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                f3(s["loss"].as_f64()),
-                f3(s["acc"].as_f64()),
-                f3(s["acc_last"].as_f64())
-            );
+            let _ = write!(t, "<tr><td class=\"t\">{set}</td>");
+            for key in [
+                "loss", "acc", "acc_last", "rm_last", "rm_frac", "mr_last", "mr_frac",
+            ] {
+                let _ = write!(t, "<td>{}</td>", f3(s[key].as_f64()));
+            }
+            t += "</tr>";
         }
     }
-    t + "</tbody></table></div>\n"
+    t += "</tbody></table></div>\n";
+    if let Some(b) = v["ood_gen_rm"].as_bool() {
+        let _ = writeln!(
+            t,
+            "<p>O.o.d. generalization at the Ratio Matching level (o.o.d.-test last-shot accuracy at least 0.8 of Ratio Matching's, above chance noise): {}.</p>",
+            if b { "yes" } else { "no" }
+        );
+    }
+    t
 }
 
 /// Every file with extension `ext` under `dir`, sorted.
@@ -202,6 +210,13 @@ pub fn run_report(dir: &Path) -> anyhow::Result<PathBuf> {
         cfg.model.d_model,
         cfg.model.layers
     ));
+    let interventions = cfg.interventions();
+    if !interventions.is_empty() {
+        page.p(&format!(
+            "Training interventions: {}.",
+            interventions.join("; ")
+        ));
+    }
     let k = cfg.task.examples as usize;
     let records = metrics::read(&run.metrics(), &run.shots(), u64::MAX, k);
     let summary: Option<Value> = std::fs::read_to_string(run.summary())
@@ -229,7 +244,12 @@ pub fn run_report(dir: &Path) -> anyhow::Result<PathBuf> {
             page.raw(&summary_table(&s["last"]));
             if !s["best_ood"].is_null() {
                 page.raw(&format!(
-                    "<p>Early-stopped (best o.o.d.-test evaluation, step {}):</p>",
+                    "<p>Early-stopped (best o.o.d.-test evaluation by {}, step {}):</p>",
+                    match s["early_stop"].as_str().unwrap_or("acc_last") {
+                        "loss" => "loss",
+                        "acc" => "all-shot accuracy",
+                        _ => "last-shot accuracy",
+                    },
                     s["best_ood"]["step"]
                 ));
                 page.raw(&summary_table(&s["best_ood"]));
@@ -237,7 +257,7 @@ pub fn run_report(dir: &Path) -> anyhow::Result<PathBuf> {
         }
         None => {
             if let Ok(Some(r)) = records.as_ref().map(|r| r.last()) {
-                page.raw(&format!("<p>Latest evaluation (step {}; summary.json is written at the end):</p><pre>{}</pre>", r.step, esc(&report::table(&r.sets))));
+                page.raw(&format!("<p>Latest evaluation (step {}; summary.json is written at the end):</p><pre>{}</pre>", r.step, esc(&report::table(&r.sets, None))));
             } else {
                 page.p("No evaluation yet.");
             }
@@ -328,7 +348,7 @@ pub fn sweep_report(dir: &Path, label: &LabelArgs) -> anyhow::Result<PathBuf> {
         *counts.entry(r.state.name()).or_default() += 1;
     }
     page.p(&format!(
-        "{} runs: {}. Phases are labelled on the {} accuracy with pass = {} (docs/sweeps.md).",
+        "{} runs: {}. Phases are labelled on the {} accuracy with pass = {} (docs/sweeps.md); the rm phase adds ood-gen-rm where the o.o.d.-test last-shot accuracy reaches 0.8 of Ratio Matching's, above chance noise.",
         rows.len(),
         counts
             .iter()
@@ -346,10 +366,17 @@ pub fn sweep_report(dir: &Path, label: &LabelArgs) -> anyhow::Result<PathBuf> {
     }
     page.h2("Phase diagrams");
     let plots = dir.join("plots");
-    match crate::phase_plot::phase(&PhaseArgs {
-        sweep: dir.to_path_buf(),
-        label: label.clone(),
-    }) {
+    // Both labellings: the paper-style one, and the one with ood-gen-rm (phase_rm*).
+    let drawn = [Labels::Paper, Labels::Rm]
+        .into_iter()
+        .try_for_each(|labels| {
+            crate::phase_plot::phase(&PhaseArgs {
+                sweep: dir.to_path_buf(),
+                label: label.clone(),
+                labels,
+            })
+        });
+    match drawn {
         Ok(()) => {
             // The phase diagrams first, then the accuracy heatmaps.
             let mut svgs = files_under(&plots, "svg");
@@ -371,7 +398,7 @@ pub fn sweep_report(dir: &Path, label: &LabelArgs) -> anyhow::Result<PathBuf> {
     for (k, _) in &m.axes {
         let _ = write!(t, "<th>{}</th>", esc(k));
     }
-    t += "<th>n_id</th><th>alpha</th><th class=\"t\">state</th><th>step</th><th>id train</th><th>id test</th><th>ood train</th><th>ood test</th><th class=\"t\">phase</th><th>best step</th><th>best ood test</th><th class=\"t\">phase at best</th><th class=\"t\">report</th></tr></thead><tbody>\n";
+    t += "<th>n_id</th><th>alpha</th><th class=\"t\">state</th><th>step</th><th>id train</th><th>id test</th><th>ood train</th><th>ood test</th><th>ood test / RM</th><th class=\"t\">phase</th><th class=\"t\">rm phase</th><th>best step</th><th>best ood test</th><th class=\"t\">phase at best</th><th class=\"t\">rm phase at best</th><th class=\"t\">report</th></tr></thead><tbody>\n";
     for r in &rows {
         let run_dir = RunDir::new(dir.join("runs").join(&r.name));
         let link = if run_dir.config().is_file() {
@@ -415,10 +442,18 @@ pub fn sweep_report(dir: &Path, label: &LabelArgs) -> anyhow::Result<PathBuf> {
         ] {
             t += &num(v);
         }
+        // The o.o.d.-test last-shot accuracy as a fraction of Ratio Matching's.
+        t += &num(r
+            .last
+            .as_ref()
+            .and_then(|s| s.set(SetName::OodTest))
+            .and_then(|m| m.rm_frac));
+        let name = |p: Option<modicl_sweeps::phase::Phase>| p.map_or("-", |p| p.as_str());
         let _ = write!(
             t,
-            "<td class=\"t\">{}</td><td>{}</td>",
-            r.phase_last.map_or("-", |p| p.as_str()),
+            "<td class=\"t\">{}</td><td class=\"t\">{}</td><td>{}</td>",
+            name(r.phase_last),
+            name(r.phase_rm_last),
             r.best_ood
                 .as_ref()
                 .map_or("-".into(), |s| s.step.to_string())
@@ -426,8 +461,9 @@ pub fn sweep_report(dir: &Path, label: &LabelArgs) -> anyhow::Result<PathBuf> {
         t += &num(best.map(|f| f.ood_test));
         let _ = writeln!(
             t,
-            "<td class=\"t\">{}</td><td class=\"t\">{link}</td></tr>",
-            r.phase_best_ood.map_or("-", |p| p.as_str())
+            "<td class=\"t\">{}</td><td class=\"t\">{}</td><td class=\"t\">{link}</td></tr>",
+            name(r.phase_best_ood),
+            name(r.phase_rm_best_ood)
         );
     }
     t += "</tbody></table></div>\n<p>Click a column header to sort (the table reads without script, in run order).</p>\n";

@@ -4,14 +4,15 @@ use std::collections::BTreeMap;
 
 use modicl_plots::{heatmaps, Cell, Fill, Heatmap, RGBColor, OKABE_ITO};
 use modicl_sweeps::collect::{self, Row};
-use modicl_sweeps::phase::Phase;
+use modicl_sweeps::phase::{Labelling, Phase};
 use modicl_sweeps::SweepDir;
 use modicl_trainer::{Checkpoint, SetName};
 
 use crate::args::PhaseArgs;
 
 /// The phases' colours: Okabe-Ito hues, distinguishable under the common colour-vision
-/// deficiencies (orange, sky blue, reddish purple, bluish green, yellow), and grey for none.
+/// deficiencies (orange, sky blue, reddish purple, bluish green, yellow), grey for none, and
+/// blue for the second labelling's ood-gen-rm.
 fn phase_palette() -> Vec<RGBColor> {
     vec![
         OKABE_ITO[1],
@@ -20,6 +21,7 @@ fn phase_palette() -> Vec<RGBColor> {
         OKABE_ITO[3],
         OKABE_ITO[4],
         RGBColor(150, 150, 150),
+        OKABE_ITO[5],
     ]
 }
 
@@ -32,6 +34,7 @@ fn phase_color(p: Phase) -> usize {
         Phase::OodGen => 3,
         Phase::Other => 4,
         Phase::None => 5,
+        Phase::OodGenRm => 6,
     }
 }
 
@@ -47,6 +50,7 @@ pub fn phase(a: &PhaseArgs) -> anyhow::Result<()> {
     let sd = SweepDir::new(&a.sweep);
     let m = sd.read()?;
     let metric = a.label.metric.metric();
+    let labelling = Labelling::from(a.labels);
     let rows = collect::collect(&sd, &m, a.label.pass, metric);
     let facets = facet_keys(&m.axes);
     let mut groups: BTreeMap<String, Vec<&Row>> = BTreeMap::new();
@@ -117,13 +121,14 @@ pub fn phase(a: &PhaseArgs) -> anyhow::Result<()> {
                 _ => "final".into(),
             };
             h.palette = phase_palette();
-            h.legend = Phase::ALL
+            h.legend = labelling
+                .phases()
                 .iter()
                 .map(|&p| (p.as_str().to_string(), phase_color(p)))
                 .collect();
             for r in &rows {
                 let (x, y) = at(r);
-                let (fill, text) = match r.at(c).1 {
+                let (fill, text) = match r.labelled(c, labelling).1 {
                     Some(p) => (
                         Fill::Category(phase_color(p)),
                         acc_of(r, c, SetName::OodTest).map_or(String::new(), |v| format!("{v:.2}")),
@@ -139,8 +144,12 @@ pub fn phase(a: &PhaseArgs) -> anyhow::Result<()> {
                 .file_name()
                 .map_or("sweep".into(), |n| n.to_string_lossy().into_owned())
         });
+        let (stem, labels) = match labelling {
+            Labelling::Paper => ("phase", String::new()),
+            Labelling::Rm => ("phase_rm", " + ood-gen-rm".to_string()),
+        };
         let title = format!(
-            "{name}{suffix}: phase (pass {}, {which}; cell: o.o.d.-test acc.)",
+            "{name}{suffix}: phase (pass {}, {which}{labels}; cell: o.o.d.-test acc.)",
             a.label.pass
         );
         // Side by side up to 4 columns of cells; wider grids one map per row, so that 8 pt
@@ -148,7 +157,7 @@ pub fn phase(a: &PhaseArgs) -> anyhow::Result<()> {
         let cols = if xs.len() > 4 { 1 } else { 2 };
         let plots = sd.root.join("plots");
         let mut written = heatmaps(
-            &plots.join(format!("phase{suffix}")),
+            &plots.join(format!("{stem}{suffix}")),
             &title,
             &[phase_map(Checkpoint::Last), phase_map(Checkpoint::BestOod)],
             cols,

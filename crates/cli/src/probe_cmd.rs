@@ -220,10 +220,10 @@ fn shown_shots(k: usize) -> Vec<usize> {
 }
 
 fn shots(l: &Loaded, o: &ShotsOpts) -> anyhow::Result<Written> {
-    let per_task = o.seqs_per_task.unwrap_or(l.cfg.eval.seqs_per_task) as usize;
+    let sizing = l.cfg.eval.overridden(o.seqs_per_task);
     let (ds, p) = (&l.ds, l.cfg.task.p);
     let k = ds.seq.examples;
-    let mut ev = Evaluator::new(ds, per_task);
+    let mut ev = Evaluator::for_config(ds, &sizing);
     let mut ws = Shards::new(&l.model.cfg, CHUNK, ds.seq.input_len());
     let sets = ev.run(&l.model, &mut ws)?;
     let curves = |inputs: &Vectors| {
@@ -284,9 +284,13 @@ fn shots(l: &Loaded, o: &ShotsOpts) -> anyhow::Result<Written> {
     let mut files = vec![path];
     files.extend(figures::shots(&l.out.join("shots"), &title, &panels, p)?);
     let mut table = format!(
-        "per-shot accuracy (%) of {} at step {} ({}), {per_task} sequences per task; RM/MR: the \
-         oracles with guessing, on the set's inputs\n{:<16}",
-        l.cfg.train.name, l.step, l.ck_name, "shot"
+        "per-shot accuracy (%) of {} at step {} ({}), {}; RM/MR: the oracles with guessing, on \
+         the set's inputs\n{:<16}",
+        l.cfg.train.name,
+        l.step,
+        l.ck_name,
+        sizing.describe(),
+        "shot"
     );
     let shown = shown_shots(k);
     for &i in &shown {
@@ -302,7 +306,8 @@ fn shots(l: &Loaded, o: &ShotsOpts) -> anyhow::Result<Written> {
         }
     }
     let summary = json!({
-        "seqs_per_task": per_task,
+        "seqs_per_task": sizing.seqs_per_task,
+        "target_se": sizing.target_se,
         "sets": EvalSet::ALL.iter().zip(&model_acc).map(|(e, acc)| {
             let (rm, mr) = oracles_of(*e);
             json!({"set": e.name(), "model_last": acc[k - 1], "rm_last": rm.acc[k - 1], "mr_last": mr.acc[k - 1]})

@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use modicl_plots::{line_charts, Corner, Panel, Series};
+use modicl_trainer::oracles::SetOracles;
 use modicl_trainer::{Metric, Record, SetMetrics, SetName};
 
 /// The palette colour of a set's lines.
@@ -17,21 +18,43 @@ fn color(set: SetName) -> usize {
     }
 }
 
-/// A table of loss and accuracies, one row per set.
-pub fn table(sets: &[SetMetrics]) -> String {
+/// A table of loss and accuracies, one row per set; with `oracles`, also Ratio Matching's and
+/// Modular Regression's last-shot accuracy on each set's inputs and the model's fraction of each.
+pub fn table(sets: &[SetMetrics], oracles: Option<&SetOracles>) -> String {
     // Column widths of the metrics, in the order of Metric::ALL.
     const WIDTHS: [usize; 3] = [8, 9, 10];
     let mut out = format!("{:<12}", "set");
     for (m, w) in Metric::ALL.iter().zip(WIDTHS) {
         let _ = write!(out, " {m:>w$}");
     }
-    let _ = writeln!(out, " {:>10}", "samples");
+    let _ = write!(out, " {:>10}", "samples");
+    if oracles.is_some() {
+        let _ = write!(
+            out,
+            " {:>8} {:>6} {:>8} {:>6}",
+            "rm_last", "of_rm", "mr_last", "of_mr"
+        );
+    }
+    out.push('\n');
     for m in sets {
         let _ = write!(out, "{:<12}", m.set);
         for (&metric, w) in Metric::ALL.iter().zip(WIDTHS) {
             let _ = write!(out, " {:>w$.4}", m.get(metric));
         }
-        let _ = writeln!(out, " {:>10}", m.count);
+        let _ = write!(out, " {:>10}", m.count);
+        if let Some(o) = oracles {
+            let o = o.get(m.set);
+            let acc = m.acc_last();
+            let _ = write!(
+                out,
+                " {:>8.4} {:>6.2} {:>8.4} {:>6.2}",
+                o.rm,
+                acc / o.rm,
+                o.mr,
+                acc / o.mr
+            );
+        }
+        out.push('\n');
     }
     out
 }

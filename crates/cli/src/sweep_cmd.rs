@@ -9,6 +9,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use modicl_config::Config;
 use modicl_sweeps::collect::{self, State};
 use modicl_sweeps::exec::{self, RunResult, SweepObserver};
+use modicl_sweeps::phase::Phase;
 use modicl_sweeps::preset::{SweepPreset, SWEEP_PRESETS};
 use modicl_sweeps::slurm::{self, SlurmOptions};
 use modicl_sweeps::{plan, Axis, PlannedRun, SweepDir};
@@ -419,7 +420,7 @@ fn collect_cmd(a: &CollectArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{:>5}  {:<28} {:>5} {:>5} {:<11} {:>8} {:>8} {:>8} {:>8}  {:<8} {:<8}",
+        "{:>5}  {:<28} {:>5} {:>5} {:<11} {:>8} {:>8} {:>8} {:>8} {:>7}  {:<8} {:<8} {:<10} {:<10}",
         "index",
         "name",
         "n_id",
@@ -429,8 +430,11 @@ fn collect_cmd(a: &CollectArgs) -> anyhow::Result<()> {
         "id_te",
         "ood_tr",
         "ood_te",
+        "ood/RM",
         "phase",
-        "phase@es"
+        "phase@es",
+        "rm-phase",
+        "rm-phase@es"
     );
     for r in &rows {
         let acc = |set: SetName| {
@@ -439,8 +443,16 @@ fn collect_cmd(a: &CollectArgs) -> anyhow::Result<()> {
                 .and_then(|s| s.set(set))
                 .map_or("-".to_string(), |m| format!("{:.3}", m.get(metric)))
         };
+        // The o.o.d.-test last-shot accuracy as a fraction of Ratio Matching's.
+        let of_rm = r
+            .last
+            .as_ref()
+            .and_then(|s| s.set(SetName::OodTest))
+            .and_then(|m| m.rm_frac)
+            .map_or("-".to_string(), |f| format!("{f:.2}"));
+        let name = |p: Option<Phase>| p.map_or("-", |p| p.as_str());
         println!(
-            "{:>5}  {:<28} {:>5} {:>5} {:<11} {:>8} {:>8} {:>8} {:>8}  {:<8} {:<8}",
+            "{:>5}  {:<28} {:>5} {:>5} {:<11} {:>8} {:>8} {:>8} {:>8} {:>7}  {:<8} {:<8} {:<10} {:<10}",
             r.index,
             r.name,
             r.n_id,
@@ -450,16 +462,20 @@ fn collect_cmd(a: &CollectArgs) -> anyhow::Result<()> {
             acc(SetName::IdTest),
             acc(SetName::OodTrain),
             acc(SetName::OodTest),
-            r.phase_last.map_or("-", |p| p.as_str()),
-            r.phase_best_ood.map_or("-", |p| p.as_str())
+            of_rm,
+            name(r.phase_last),
+            name(r.phase_best_ood),
+            name(r.phase_rm_last),
+            name(r.phase_rm_best_ood)
         );
     }
     println!(
-        "wrote {} and {} (pass = {} on {}-shot accuracy)",
+        "wrote {} and {} (pass = {} on {}-shot accuracy; rm-phase: the same, with ood-gen-rm where o.o.d.-test last-shot reaches {} of Ratio Matching's, above chance noise)",
         a.dir.join("results.csv").display(),
         a.dir.join("results.json").display(),
         a.label.pass,
-        a.label.metric.as_str()
+        a.label.metric.as_str(),
+        modicl_trainer::oracles::RM_LEVEL
     );
     Ok(())
 }

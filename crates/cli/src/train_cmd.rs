@@ -7,6 +7,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
+use modicl_config::EarlyStop;
+use modicl_trainer::oracles::SetOracles;
 use modicl_trainer::{Observer, Outcome, Record, RunDir, SetName, Trainer};
 
 use crate::args::TrainArgs;
@@ -90,15 +92,16 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
         .into()),
         Outcome::Finished(summary) => {
             let last = trainer.records.last();
+            let oracles = SetOracles::of(&trainer.ds);
             if let Some(r) = last {
                 println!(
-                    "\nfinal metrics (step {}):\n{}",
+                    "\nfinal metrics (step {}):\n{}rm_last, mr_last: what Ratio Matching and Modular Regression reach at the last shot on the set's inputs; of_rm, of_mr: acc_last as a fraction of each\n",
                     r.step,
-                    report::table(&r.sets)
+                    report::table(&r.sets, Some(&oracles))
                 );
             }
             if let Some(b) = trainer.best_record() {
-                println!("{}", early_stopped(&trainer, b));
+                println!("{}", early_stopped(&trainer, b, &oracles));
             }
             println!(
                 "{} steps in {:.1} s ({:.2} steps/s; {:.2} steps/s without evaluation and checkpoints)",
@@ -120,11 +123,16 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
 
 /// The early-stopped table, or, when the best o.o.d.-test accuracy is within sampling noise
 /// of chance, a line that says so (the table would be noise presented as a result).
-fn early_stopped(t: &Trainer, b: &Record) -> String {
+fn early_stopped(t: &Trainer, b: &Record, oracles: &SetOracles) -> String {
     let table = format!(
-        "early-stopped metrics (best o.o.d.-test last-shot accuracy, step {}):\n{}",
+        "early-stopped metrics (best o.o.d.-test {}, step {}):\n{}",
+        match t.cfg.train.early_stop {
+            EarlyStop::AccLast => "last-shot accuracy",
+            EarlyStop::Acc => "all-shot accuracy",
+            EarlyStop::Loss => "loss",
+        },
         b.step,
-        report::table(&b.sets)
+        report::table(&b.sets, Some(oracles))
     );
     let Some(m) = b.set(SetName::OodTest) else {
         return table;

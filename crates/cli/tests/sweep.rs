@@ -99,9 +99,36 @@ fn plan_run_status_collect_and_plot() {
         "task.alpha",
         "final_ood_test_acc_last",
         "best_ood_phase",
+        "final_ood_test_rm_last",
+        "final_ood_test_rm_frac",
+        "final_id_train_mr_last",
+        "final_phase_rm",
+        "best_ood_phase_rm",
     ] {
         assert!(head.contains(col), "{col} not in {head}");
     }
+    // Every done run has both labellings, and the second keeps the first unless it says
+    // ood-gen-rm.
+    let mut rows = csv::Reader::from_reader(csv.as_bytes());
+    let names: Vec<String> = rows.headers().unwrap().iter().map(String::from).collect();
+    let col = |n: &str| names.iter().position(|h| h == n).unwrap();
+    for r in rows.records() {
+        let r = r.unwrap();
+        let (paper, rm) = (&r[col("final_phase")], &r[col("final_phase_rm")]);
+        assert!(
+            !paper.is_empty() && (rm == paper || rm == "ood-gen-rm"),
+            "{paper} {rm}"
+        );
+        let (acc, of, rm_last): (f64, f64, f64) = (
+            r[col("final_ood_test_acc_last")].parse().unwrap(),
+            r[col("final_ood_test_rm_frac")].parse().unwrap(),
+            r[col("final_ood_test_rm_last")].parse().unwrap(),
+        );
+        assert!((of - acc / rm_last).abs() < 1e-12 && rm_last > 0.0 && rm_last <= 1.0);
+    }
+    let o = run(d, &["plot", "phase", "sw", "--labels", "rm"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(d.join("sw/plots/phase_rm.png").is_file() && d.join("sw/plots/phase_rm.svg").is_file());
     let o = run(d, &["plot", "phase", "sw"]);
     assert!(o.status.success(), "{}", text(&o));
     for f in ["phase", "accuracy", "accuracy_best_ood"] {

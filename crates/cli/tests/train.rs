@@ -197,6 +197,28 @@ fn train_eval_and_plot_write_what_they_say() {
     let summary: serde_json::Value =
         serde_json::from_slice(&fs::read(run_dir.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["last"]["step"], 120);
+    // Each set's last-shot accuracy read against the two algorithms, and the second label.
+    for set in ["id_train", "id_test", "ood_train", "ood_test"] {
+        let m = &summary["last"]["sets"][set];
+        let (acc, rm, mr) = (
+            m["acc_last"].as_f64().unwrap(),
+            m["rm_last"].as_f64().unwrap(),
+            m["mr_last"].as_f64().unwrap(),
+        );
+        assert!(rm > 0.0 && rm <= mr && mr <= 1.0 + 1e-9, "{set}: {m}");
+        assert!(
+            (m["rm_frac"].as_f64().unwrap() - acc / rm).abs() < 1e-12,
+            "{m}"
+        );
+        assert!(
+            (m["mr_frac"].as_f64().unwrap() - acc / mr).abs() < 1e-12,
+            "{m}"
+        );
+    }
+    assert!(summary["last"]["ood_gen_rm"].is_boolean(), "{summary}");
+    assert_eq!(summary["early_stop"], "acc_last");
+    assert!(summary.get("interventions").is_none(), "{summary}");
+    assert!(out.contains("rm_last") && out.contains("of_mr"), "{out}");
     let acc = summary["last"]["sets"]["id_train"]["acc_last"]
         .as_f64()
         .unwrap();

@@ -248,6 +248,24 @@ impl Setting for Act {
     }
 }
 
+impl Setting for crate::run::TaskStages {
+    fn read(f: &Field, v: &Value) -> Result<Self, ConfigError> {
+        crate::run::TaskStages::parse(f.key, &String::read(f, v)?)
+    }
+    fn write(&self) -> Value {
+        Value::String(self.to_string())
+    }
+}
+
+impl Setting for crate::run::EarlyStop {
+    fn read(f: &Field, v: &Value) -> Result<Self, ConfigError> {
+        crate::run::EarlyStop::parse(f.key, &String::read(f, v)?)
+    }
+    fn write(&self) -> Value {
+        Value::String(self.as_str().into())
+    }
+}
+
 impl Setting for crate::run::Precision {
     fn read(f: &Field, v: &Value) -> Result<Self, ConfigError> {
         crate::run::Precision::parse(f.key, &String::read(f, v)?)

@@ -22,7 +22,10 @@ use std::path::Path;
 pub use error::ConfigError;
 pub use kind::Kind;
 pub use preset::{Preset, DEFAULT_PRESET, PRESETS};
-pub use run::{Act, CheckpointSteps, ModelSection, OptimSection, Precision, TrainSection};
+pub use run::{
+    Act, CheckpointSteps, CurriculumSection, EarlyStop, ModelSection, OptimSection, Precision,
+    Stage, TaskStages, TrainSection,
+};
 pub use task::{is_prime, BatchLayout, EvalConfig, InputSplit, OodCap, TaskConfig, TaskSource};
 pub use toml::Value;
 
@@ -39,6 +42,7 @@ pub struct Config {
     pub optim: OptimSection,
     pub train: TrainSection,
     pub eval: EvalConfig,
+    pub curriculum: CurriculumSection,
 }
 
 /// One configuration key.
@@ -195,6 +199,8 @@ keys! {
             "write a resume checkpoint every N steps, replacing the previous one (0 = never)";
         precision = Precision::F32, Kind::Enum(Precision::NAMES),
             "arithmetic of the matrix products: 'f32', 'tf32' (TF32 tensor cores) or 'bf16' (bf16 operands, f32 accumulation, as PyTorch's bf16 autocast); tf32 and bf16 need --device cuda; part of the config hash unless f32";
+        early_stop = EarlyStop::AccLast, Kind::Enum(EarlyStop::NAMES),
+            "the o.o.d.-test statistic that picks the best_ood checkpoint: 'acc_last' (last-shot accuracy, the official), 'acc' (all-shot accuracy: k times the samples) or 'loss' (mean cross-entropy, lowest wins)";
         tensorboard = false, Kind::Bool,
             "also write the metrics as TensorBoard event files under <run>/tb/ (output only: not part of the config hash)";
     }
@@ -203,6 +209,20 @@ keys! {
     eval: EvalConfig {
         seqs_per_task = 16, int(1, 65536),
             "sequences per task in each of the four evaluation sets";
+        target_se = 0.0, closed(0.0, 0.5),
+            "size each evaluation set for this last-shot standard error at worst: at least ceil(0.25/target_se^2) sequences per set (0.016: 977), seqs_per_task raised for sets with few tasks (0 = off)";
+    }
+
+    /// Training interventions, all off: the task list, the batch and the examples as above.
+    curriculum: CurriculumSection {
+        tasks = TaskStages::default(), Kind::Custom(TaskStages::ALLOWED),
+            "task-count curriculum: 'COUNT@STEP,...' trains on the first COUNT pre-training tasks from step index STEP on (the first stage at 0, the last all of them, each COUNT dividing task.batch; '' = off); evaluation always on the full lists";
+        mix_fraction = 0.0, closed_open(0.0, 1.0),
+            "few-task mixture: this fraction of each batch's sequences (at the first step) relabelled to the first mix_tasks tasks, annealed linearly to 0 at mix_until (0 = off)";
+        mix_tasks = 4, int(1, 1 << 24),
+            "few-task mixture: how many of the first pre-training tasks the mixed sequences use";
+        mix_until = 0, int(0, 1_000_000_000),
+            "few-task mixture: the step index at which the mixed fraction reaches 0 (needed, above 0, when mix_fraction is set)";
     }
 }
 
@@ -216,7 +236,15 @@ pub const OUTPUT_ONLY: &[&str] = &["train.eval_early", "train.tensorboard"];
 /// Keys added after configurations were first hashed, with the value that gives what every
 /// configuration computed before they existed: at that value the key stays out of the hashed
 /// text (so those configurations keep their hashes), at any other it is hashed like any key.
-pub const HASHED_UNLESS: &[(&str, &str)] = &[("train.precision", "\"f32\"")];
+pub const HASHED_UNLESS: &[(&str, &str)] = &[
+    ("train.precision", "\"f32\""),
+    ("train.early_stop", "\"acc_last\""),
+    ("eval.target_se", "0.0"),
+    ("curriculum.tasks", "\"\""),
+    ("curriculum.mix_fraction", "0.0"),
+    ("curriculum.mix_tasks", "4"),
+    ("curriculum.mix_until", "0"),
+];
 
 /// The field for `key`, or an error suggesting the closest known key (at most 3 edits away).
 pub fn field(key: &str) -> Result<&'static Field, ConfigError> {
@@ -393,7 +421,38 @@ impl Config {
                 format!("an integer below train.steps = {}", t.steps),
             ));
         }
+        let c = &self.curriculum;
+        if c.mix_fraction > 0.0 && c.mix_until == 0 {
+            return Err(ConfigError::invalid(
+                "curriculum.mix_until",
+                c.mix_until,
+                format!(
+                    "a step index above 0 with curriculum.mix_fraction = {} (the step at which the mixture reaches 0)",
+                    c.mix_fraction
+                ),
+            ));
+        }
         Ok(())
+    }
+
+    /// The training interventions that are on, in words (empty for a run without any): what
+    /// `summary.json` and the reports name.
+    pub fn interventions(&self) -> Vec<String> {
+        let c = &self.curriculum;
+        let mut out = Vec::new();
+        if c.tasks.is_on() {
+            out.push(format!(
+                "task-count curriculum {} (tasks@step index)",
+                c.tasks
+            ));
+        }
+        if c.mix_fraction > 0.0 {
+            out.push(format!(
+                "few-task mixture: {} of each batch on the first {} tasks, falling to 0 at step index {}",
+                c.mix_fraction, c.mix_tasks, c.mix_until
+            ));
+        }
+        out
     }
 
     /// Why `f` has no effect in this configuration, if it has none: `task.n_base` and
@@ -499,14 +558,27 @@ impl Config {
     pub fn to_hashed_toml(&self) -> String {
         let mut out = String::new();
         let mut section = "";
+        // A section's header (and the blank line before it) waits for its first hashed key,
+        // so that a section whose keys are all left out (one added later, at its defaults)
+        // leaves no trace either.
+        let mut pending = String::new();
         for line in self.to_toml().lines() {
             if let Some(s) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
                 section = s;
+                pending.push_str(line);
+                pending.push('\n');
+                continue;
+            }
+            if line.is_empty() {
+                pending.push('\n');
+                continue;
             }
             let (key, value) = line.split_once(" = ").unwrap_or((line, ""));
             let full = format!("{section}.{key}");
             let old_default = HASHED_UNLESS.iter().any(|&(k, v)| k == full && v == value);
             if !OUTPUT_ONLY.contains(&full.as_str()) && !old_default {
+                out.push_str(&pending);
+                pending.clear();
                 out.push_str(line);
                 out.push('\n');
             }
@@ -552,9 +624,17 @@ mod tests {
                 !l.starts_with("tensorboard = ")
                     && !l.starts_with("eval_early = ")
                     && !l.starts_with("precision = ")
+                    && !l.starts_with("early_stop = ")
+                    && !l.starts_with("target_se = ")
             })
             .map(|l| format!("{l}\n"))
             .collect();
+        // The curriculum section, all at its defaults, leaves nothing (not even its header).
+        let (without, curriculum) = without.split_once("\n[curriculum]\n").unwrap();
+        assert_eq!(
+            curriculum,
+            "tasks = \"\"\nmix_fraction = 0.0\nmix_tasks = 4\nmix_until = 0\n"
+        );
         assert_eq!(off, without);
         c.apply_override("train.tensorboard=true").unwrap();
         c.apply_override("train.eval_early=3").unwrap();
@@ -566,9 +646,44 @@ mod tests {
         assert!(c.to_hashed_toml().contains("precision = \"tf32\""));
         c.apply_override("train.precision=f32").unwrap();
         assert_eq!(c.to_hashed_toml(), off);
+        // So are the early-stopping statistic and the evaluation sizing, off their defaults.
+        assert!(full.contains("early_stop = \"acc_last\"") && full.contains("target_se = 0.0"));
+        c.apply_override("train.early_stop=loss").unwrap();
+        assert!(c.to_hashed_toml().contains("early_stop = \"loss\""));
+        c.apply_override("train.early_stop=acc_last").unwrap();
+        c.apply_override("eval.target_se=0.016").unwrap();
+        assert!(c.to_hashed_toml().contains("target_se = 0.016"));
+        c.apply_override("eval.target_se=0").unwrap();
+        assert_eq!(c.to_hashed_toml(), off);
+        // The curriculum's keys too, with their section header once one of them is on.
+        c.apply_override("curriculum.tasks=8@0,16@100").unwrap();
+        assert!(c
+            .to_hashed_toml()
+            .ends_with("\n\n[curriculum]\ntasks = \"8@0,16@100\"\n"));
+        c.apply_override("curriculum.tasks=").unwrap();
+        assert_eq!(c.to_hashed_toml(), off);
         // Any other key still changes it.
         c.apply_override("train.steps=7").unwrap();
         assert_ne!(c.to_hashed_toml(), off);
+    }
+
+    #[test]
+    fn evaluation_sets_are_sized_for_the_target_error() {
+        let mut c = Config::default();
+        assert_eq!(c.eval.per_task(9), 16);
+        c.apply_override("eval.target_se=0.016").unwrap();
+        // ceil(0.25 / 0.016^2) = 977 sequences: 109 per task for 9 tasks, 16 for 384.
+        assert_eq!(c.eval.per_task(9), 109);
+        assert_eq!(c.eval.per_task(384), 16);
+        assert_eq!(c.eval.per_task(40), 25);
+        let err = c
+            .apply_override("eval.target_se=0.6")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("eval.target_se") && err.contains("0.6"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -67,6 +67,31 @@ impl Precision {
     }
 }
 
+/// The o.o.d.-test statistic that picks the early-stopping (`best_ood`) checkpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EarlyStop {
+    /// Last-shot accuracy, then all-shot accuracy (the official code's choice).
+    AccLast,
+    /// All-shot accuracy, then last-shot: k times as many predictions as the last shot alone.
+    Acc,
+    /// Mean cross-entropy over all shots, lowest wins; then last-shot accuracy.
+    Loss,
+}
+
+impl EarlyStop {
+    /// The names of the variants, in their order.
+    pub const NAMES: &'static [&'static str] = &["acc_last", "acc", "loss"];
+    const ALL: [EarlyStop; 3] = [EarlyStop::AccLast, EarlyStop::Acc, EarlyStop::Loss];
+
+    /// Parses one of [`EarlyStop::NAMES`].
+    pub fn parse(key: &str, s: &str) -> Result<Self, ConfigError> {
+        Kind::Enum(Self::NAMES).pick(key, s).map(|i| Self::ALL[i])
+    }
+    pub fn as_str(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+}
+
 /// The `model` section. The vocabulary follows from `task.p` (p + 18, the official tokenizer).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelSection {
@@ -212,6 +237,8 @@ pub struct TrainSection {
     pub tensorboard: bool,
     /// The arithmetic of the matrix products (`tf32`: GPU only).
     pub precision: Precision,
+    /// The statistic that picks the `best_ood` checkpoint.
+    pub early_stop: EarlyStop,
 }
 
 impl TrainSection {
@@ -324,5 +351,92 @@ mod tests {
             let e = CheckpointSteps::parse("train.checkpoints", &crate::parse_value(bad));
             assert!(e.is_err(), "{bad}");
         }
+    }
+}
+
+/// A task-count schedule: from step `from` on (counting optimizer steps from 0), train on the
+/// first `count` pre-training tasks. Empty: every task from the start (off).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TaskStages(pub Vec<Stage>);
+
+/// One stage of a [`TaskStages`] schedule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stage {
+    pub count: u32,
+    /// The first step index (0-based: step s + 1 trains on index s) of this stage.
+    pub from: u64,
+}
+
+impl TaskStages {
+    /// What [`TaskStages::parse`] accepts, as shown in errors.
+    pub const ALLOWED: &'static str = "'' (off) or stages 'COUNT@STEP,...' such as '8@0,20@2000,40@6000': counts strictly increasing, steps strictly increasing from 0";
+
+    pub fn parse(key: &str, s: &str) -> Result<Self, ConfigError> {
+        let bad = || ConfigError::invalid(key, format!("'{s}'"), Self::ALLOWED);
+        let s = s.trim();
+        if s.is_empty() {
+            return Ok(TaskStages(Vec::new()));
+        }
+        let mut out: Vec<Stage> = Vec::new();
+        for part in s.split(',') {
+            let (count, from) = part.trim().split_once('@').ok_or_else(bad)?;
+            let stage = Stage {
+                count: count.trim().parse().map_err(|_| bad())?,
+                from: from.trim().parse().map_err(|_| bad())?,
+            };
+            let ordered = match out.last() {
+                None => stage.from == 0,
+                Some(prev) => stage.count > prev.count && stage.from > prev.from,
+            };
+            if stage.count == 0 || !ordered {
+                return Err(bad());
+            }
+            out.push(stage);
+        }
+        Ok(TaskStages(out))
+    }
+
+    /// Whether the schedule is on.
+    pub fn is_on(&self) -> bool {
+        !self.0.is_empty()
+    }
+
+    /// The stage that step index `index` (0-based) trains in, if the schedule is on.
+    pub fn at(&self, index: u64) -> Option<Stage> {
+        self.0.iter().rev().find(|s| s.from <= index).copied()
+    }
+}
+
+impl std::fmt::Display for TaskStages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|s| format!("{}@{}", s.count, s.from))
+            .collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
+/// The `curriculum` section: training interventions, all off by default.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CurriculumSection {
+    /// The task-count curriculum: a growing prefix of the pre-training task list.
+    pub tasks: TaskStages,
+    /// The few-task mixture: this fraction of each batch's sequences at the first step is
+    /// relabelled to the first `mix_tasks` tasks, falling linearly to 0 at step `mix_until`.
+    pub mix_fraction: f64,
+    pub mix_tasks: u32,
+    pub mix_until: u64,
+}
+
+impl CurriculumSection {
+    /// The mixture's fraction at step index `index` (0-based): `mix_fraction`·(1 − index /
+    /// mix_until), 0 from `mix_until` on.
+    pub fn mix_at(&self, index: u64) -> f64 {
+        if self.mix_fraction <= 0.0 || index >= self.mix_until {
+            return 0.0;
+        }
+        self.mix_fraction * (1.0 - index as f64 / self.mix_until as f64)
     }
 }

@@ -206,6 +206,47 @@ pub struct TaskConfig {
 pub struct EvalConfig {
     /// Sequences per task in each of the four evaluation sets.
     pub seqs_per_task: u32,
+    /// The worst-case last-shot standard error each set is sized for (0 = off).
+    pub target_se: f64,
+}
+
+impl EvalConfig {
+    /// The sizing in words: "16 sequences per task", and the per-set minimum when it is set.
+    pub fn describe(&self) -> String {
+        let mut s = format!("{} sequences per task", self.seqs_per_task);
+        if self.target_se > 0.0 {
+            let n = (0.25 / (self.target_se * self.target_se)).ceil();
+            s += &format!(
+                " or more, at least {n} per set (eval.target_se = {})",
+                self.target_se
+            );
+        }
+        s
+    }
+
+    /// This sizing, or, when `seqs_per_task` is given (a command's `--seqs-per-task`), exactly
+    /// that many sequences per task in every set.
+    pub fn overridden(&self, seqs_per_task: Option<u32>) -> EvalConfig {
+        match seqs_per_task {
+            Some(n) => EvalConfig {
+                seqs_per_task: n,
+                target_se: 0.0,
+            },
+            None => self.clone(),
+        }
+    }
+
+    /// Sequences per task of a set with `tasks` tasks: `seqs_per_task`, raised so that the set
+    /// holds at least ceil(0.25 / target_se^2) sequences (a binomial standard error of at most
+    /// `target_se` at any accuracy) when `target_se` is set.
+    pub fn per_task(&self, tasks: usize) -> usize {
+        let base = self.seqs_per_task as usize;
+        if self.target_se <= 0.0 || tasks == 0 {
+            return base;
+        }
+        let needed = (0.25 / (self.target_se * self.target_se)).ceil() as usize;
+        base.max(needed.div_ceil(tasks))
+    }
 }
 
 /// Whether p is prime (trial division; p <= 65536).

@@ -118,6 +118,24 @@ pub(crate) fn fill(
     }
 }
 
+/// Gives row `r` of `out` to task `task` (index `t` in the task list): its inputs stay, its
+/// labels are recomputed.
+pub(crate) fn relabel(
+    out: &mut Batch,
+    r: usize,
+    t: usize,
+    task: &[u32],
+    p: u32,
+    seq: SequenceLayout,
+) {
+    let (ex, n_var) = (seq.example_len(), seq.n_var);
+    out.task[r] = t as u32;
+    let row = &mut out.tokens[r * out.seq_len..(r + 1) * out.seq_len];
+    for slot in row.chunks_exact_mut(ex) {
+        slot[n_var] = label(task, &slot[..n_var], p);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

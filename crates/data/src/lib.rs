@@ -7,7 +7,9 @@
 //!   explicit lists, or the official lists);
 //! - one split of the p^n_var inputs into train and test inputs, shared by all tasks;
 //! - balanced training batches, where the batch of step s depends on `(data_seed, s)` alone;
-//! - the four fixed evaluation sets (i.d./o.o.d. tasks x train/test inputs).
+//! - the four fixed evaluation sets (i.d./o.o.d. tasks x train/test inputs);
+//! - what the two candidate algorithms reach on them ([`oracle`]: Ratio Matching and Modular
+//!   Regression as exact predictors and their per-shot accuracy curves).
 //!
 //! The crate has no numeric-framework dependency; tokens are `u32` ids equal to the values.
 
@@ -15,13 +17,16 @@ pub mod batch;
 mod error;
 pub mod export;
 pub mod npy;
+pub mod oracle;
 pub mod tasks;
 pub mod vectors;
+pub mod zn;
 
 pub use batch::{Batch, SequenceLayout};
 pub use error::DataError;
 pub use modicl_config::{
-    BatchLayout, ConfigError, InputSplit as SplitKind, OodCap, TaskConfig, TaskSource,
+    BatchLayout, ConfigError, CurriculumSection, InputSplit as SplitKind, OodCap, TaskConfig,
+    TaskSource,
 };
 pub use tasks::TaskSets;
 pub use vectors::{label, Space, Vectors};
@@ -107,6 +112,48 @@ pub struct Dataset {
     pub seq: SequenceLayout,
     /// Things worth telling the user that are not errors (e.g. a p that is not prime).
     pub warnings: Vec<String>,
+    /// The training interventions ([`Dataset::with_curriculum`]); off by default.
+    pub curriculum: Curriculum,
+}
+
+/// The training interventions a dataset's batches follow: a task-count curriculum and a
+/// few-task mixture. Evaluation sets never change.
+#[derive(Clone, Debug, Default)]
+pub struct Curriculum {
+    /// For each stage of the task-count curriculum: its first step index and its tasks (a
+    /// prefix of the pre-training list). Empty: off.
+    stages: Vec<(u64, Vectors)>,
+    /// The mixture settings (fraction 0: off).
+    mix_fraction: f64,
+    mix_tasks: usize,
+    mix_until: u64,
+}
+
+impl Curriculum {
+    /// The number of pre-training tasks that step index `index` trains on, if a task-count
+    /// curriculum is on.
+    pub fn tasks_at(&self, index: u64) -> Option<usize> {
+        self.stage(index).map(Vectors::len)
+    }
+
+    fn stage(&self, index: u64) -> Option<&Vectors> {
+        self.stages
+            .iter()
+            .rev()
+            .find(|(from, _)| *from <= index)
+            .map(|(_, v)| v)
+    }
+
+    /// Sequences of a batch of `rows` that step index `index` relabels to the mixture's
+    /// tasks: round(rows · fraction), the fraction falling linearly from `mix_fraction` at
+    /// index 0 to 0 at `mix_until`.
+    pub fn mixed_rows(&self, index: u64, rows: usize) -> usize {
+        if self.mix_fraction <= 0.0 || index >= self.mix_until {
+            return 0;
+        }
+        let f = self.mix_fraction * (1.0 - index as f64 / self.mix_until as f64);
+        (f * rows as f64).round() as usize
+    }
 }
 
 impl Dataset {
@@ -171,7 +218,67 @@ impl Dataset {
                 examples: cfg.examples as usize,
             },
             warnings,
+            curriculum: Curriculum::default(),
         })
+    }
+
+    /// The dataset a run of `cfg` trains on: its tasks and inputs, and its curriculum.
+    pub fn for_run(cfg: &modicl_config::Config) -> Result<Dataset, DataError> {
+        Dataset::build(&cfg.task)?.with_curriculum(&cfg.curriculum)
+    }
+
+    /// This dataset with the training interventions of `c`, checked against its tasks: each
+    /// stage's count divides the batch, the last stage trains every pre-training task, and
+    /// the mixture's tasks are pre-training tasks.
+    pub fn with_curriculum(mut self, c: &CurriculumSection) -> Result<Dataset, DataError> {
+        let (n_id, batch) = (self.n_id(), self.config.batch);
+        let stages = &c.tasks.0;
+        if let Some(last) = stages.last() {
+            let bad = |why: String| {
+                DataError::from(ConfigError::invalid(
+                    "curriculum.tasks",
+                    format!("'{}'", c.tasks),
+                    why,
+                ))
+            };
+            if last.count as usize != n_id {
+                return Err(bad(format!(
+                    "stages whose last count is the {n_id} pre-training tasks"
+                )));
+            }
+            if let Some(s) = stages.iter().find(|s| !batch.is_multiple_of(s.count)) {
+                return Err(bad(format!(
+                    "counts that divide task.batch = {batch} ({} does not)",
+                    s.count
+                )));
+            }
+        }
+        if c.mix_fraction > 0.0 && c.mix_tasks as usize > n_id {
+            return Err(ConfigError::invalid(
+                "curriculum.mix_tasks",
+                c.mix_tasks,
+                format!("at most the {n_id} pre-training tasks"),
+            )
+            .into());
+        }
+        let d = self.tasks.id.dim;
+        self.curriculum = Curriculum {
+            stages: stages
+                .iter()
+                .map(|s| {
+                    let n = s.count as usize;
+                    let tasks = Vectors {
+                        dim: d,
+                        data: self.tasks.id.data[..n * d].to_vec(),
+                    };
+                    (s.from, tasks)
+                })
+                .collect(),
+            mix_fraction: c.mix_fraction,
+            mix_tasks: c.mix_tasks as usize,
+            mix_until: c.mix_until,
+        };
+        Ok(self)
     }
 
     pub fn n_id(&self) -> usize {
@@ -193,20 +300,33 @@ impl Dataset {
     }
 
     /// [`Dataset::train_batch`] into an existing buffer, allocating nothing once it has the shape.
+    ///
+    /// With a task-count curriculum the batch holds the same number of sequences, spread over
+    /// the stage's tasks (a prefix of the list); with a few-task mixture, evenly spaced rows
+    /// are then relabelled to the mixture's tasks (their inputs kept). Either leaves the
+    /// random draws of the step as they are.
     pub fn fill_train_batch(&self, step: u64, out: &mut Batch) {
         let mut rng = Rng::stream(self.config.data_seed, Domain::TrainBatch, step);
+        let tasks = self.curriculum.stage(step).unwrap_or(&self.tasks.id);
         batch::fill(
             out,
             batch::Draw {
-                tasks: &self.tasks.id,
+                tasks,
                 inputs: &self.inputs.train,
-                per_task: self.seqs_per_task(),
+                per_task: self.config.batch as usize / tasks.len(),
             },
             self.space.p,
             self.seq,
             self.config.layout,
             &mut rng,
         );
+        let mixed = self.curriculum.mixed_rows(step, out.rows);
+        let mix = self.curriculum.mix_tasks;
+        for i in 0..mixed {
+            let r = i * out.rows / mixed;
+            let t = i % mix;
+            batch::relabel(out, r, t, self.tasks.id.get(t), self.space.p, self.seq);
+        }
     }
 
     /// The tasks and inputs of an evaluation set.

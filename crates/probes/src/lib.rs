@@ -15,9 +15,11 @@ pub mod figures;
 pub mod kshot;
 pub mod linalg;
 pub mod noise;
-pub mod oracle;
 pub mod repr;
-pub mod zn;
+/// The two algorithms (Ratio Matching, Modular Regression) and their exact accuracy curves, and
+/// the linear algebra over Z_n under them: in `modicl-data`, since the trainer reads the curves
+/// too.
+pub use modicl_data::{oracle, zn};
 
 use std::collections::HashMap;
 

@@ -3,12 +3,12 @@
 //! works the same for local and SLURM sweeps.
 
 use modicl_config::Config;
-use modicl_trainer::train::{StepSummary, Summary};
+use modicl_trainer::train::{SetSummary, StepSummary, Summary};
 use modicl_trainer::{Checkpoint, Metric, RunDir, SetName};
 use serde::Serialize;
 
 use crate::exec::{failed_path, lock_path, try_lock};
-use crate::phase::{label, Four, Phase};
+use crate::phase::{label, label_rm, Four, Labelling, Phase};
 use crate::plan::{Manifest, PlannedRun, SweepDir};
 
 /// Where a run stands.
@@ -86,15 +86,31 @@ pub struct Row {
     pub best_ood: Option<StepSummary>,
     pub phase_last: Option<Phase>,
     pub phase_best_ood: Option<Phase>,
+    /// The second labelling ([`Labelling::Rm`]); `None` also when the summary predates it.
+    pub phase_rm_last: Option<Phase>,
+    pub phase_rm_best_ood: Option<Phase>,
 }
 
 impl Row {
-    /// The evaluation at checkpoint `c` (`last` or `best_ood`) and its phase.
+    /// The evaluation at checkpoint `c` (`last` or `best_ood`) and its paper-style phase.
     pub fn at(&self, c: Checkpoint) -> (Option<&StepSummary>, Option<Phase>) {
-        match c {
-            Checkpoint::Last => (self.last.as_ref(), self.phase_last),
-            Checkpoint::BestOod => (self.best_ood.as_ref(), self.phase_best_ood),
-            Checkpoint::Step(_) => (None, None),
+        self.labelled(c, Labelling::Paper)
+    }
+
+    /// The evaluation at checkpoint `c` and its phase in labelling `l`.
+    pub fn labelled(&self, c: Checkpoint, l: Labelling) -> (Option<&StepSummary>, Option<Phase>) {
+        let (paper, rm) = match c {
+            Checkpoint::Last => (self.phase_last, self.phase_rm_last),
+            Checkpoint::BestOod => (self.phase_best_ood, self.phase_rm_best_ood),
+            Checkpoint::Step(_) => return (None, None),
+        };
+        let s = match c {
+            Checkpoint::Last => self.last.as_ref(),
+            _ => self.best_ood.as_ref(),
+        };
+        match l {
+            Labelling::Paper => (s, paper),
+            Labelling::Rm => (s, rm),
         }
     }
 }
@@ -132,6 +148,10 @@ pub fn collect(sd: &SweepDir, m: &Manifest, pass: f64, metric: Metric) -> Vec<Ro
                     .and_then(|s| four(s, metric))
                     .map(|a| label(a, pass))
             };
+            let phase_rm = |s: &Option<StepSummary>| {
+                let s = s.as_ref()?;
+                Some(label_rm(label(four(s, metric)?, pass), s.ood_gen_rm?))
+            };
             Row {
                 index: run.index,
                 name: run.name.clone(),
@@ -141,6 +161,8 @@ pub fn collect(sd: &SweepDir, m: &Manifest, pass: f64, metric: Metric) -> Vec<Ro
                 alpha: cfg.as_ref().map_or(f64::NAN, |c| c.task.alpha),
                 phase_last: phase(&last),
                 phase_best_ood: phase(&best),
+                phase_rm_last: phase_rm(&last),
+                phase_rm_best_ood: phase_rm(&best),
                 last,
                 best_ood: best,
             }
@@ -162,6 +184,18 @@ fn prefix(c: Checkpoint) -> String {
 /// The accuracies the table shows for each set.
 const ACCURACIES: [Metric; 2] = [Metric::Acc, Metric::AccLast];
 
+/// The oracle readings the table shows for each set, after its accuracies: Ratio Matching's and
+/// Modular Regression's last-shot accuracy and the model's fraction of each.
+const ORACLE_COLUMNS: [&str; 4] = ["rm_last", "rm_frac", "mr_last", "mr_frac"];
+
+fn oracle_fields(m: Option<&SetSummary>) -> [String; 4] {
+    let show = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
+    match m {
+        Some(m) => [m.rm_last, m.rm_frac, m.mr_last, m.mr_frac].map(show),
+        None => Default::default(),
+    }
+}
+
 /// The table as CSV: one row per run.
 pub fn to_csv(m: &Manifest, rows: &[Row]) -> String {
     let mut head: Vec<String> = vec!["index".into(), "name".into()];
@@ -171,8 +205,10 @@ pub fn to_csv(m: &Manifest, rows: &[Row]) -> String {
         head.push(format!("{which}_step"));
         for s in SetName::EVAL {
             head.extend(ACCURACIES.map(|a| format!("{which}_{s}_{a}")));
+            head.extend(ORACLE_COLUMNS.map(|o| format!("{which}_{s}_{o}")));
         }
         head.push(format!("{which}_phase"));
+        head.push(format!("{which}_phase_rm"));
     }
     let mut w = csv::Writer::from_writer(Vec::new());
     let mut write = |fields: &[String]| w.write_record(fields).expect("CSV is written to memory");
@@ -193,8 +229,11 @@ pub fn to_csv(m: &Manifest, rows: &[Row]) -> String {
             for set in SetName::EVAL {
                 let m = s.and_then(|s| s.set(set));
                 f.extend(ACCURACIES.map(|a| m.map_or(String::new(), |m| m.get(a).to_string())));
+                f.extend(oracle_fields(m));
             }
             f.push(p.map_or(String::new(), |p| p.as_str().into()));
+            let rm = r.labelled(c, Labelling::Rm).1;
+            f.push(rm.map_or(String::new(), |p| p.as_str().into()));
         }
         write(&f);
     }
@@ -206,8 +245,6 @@ pub fn to_csv(m: &Manifest, rows: &[Row]) -> String {
 mod tests {
     use std::collections::BTreeMap;
 
-    use modicl_trainer::train::SetSummary;
-
     use super::*;
 
     fn summary(step: u64, acc_last: f64) -> StepSummary {
@@ -218,11 +255,20 @@ mod tests {
                     loss: 1.0,
                     acc: 0.5,
                     acc_last,
+                    count_last: 100,
+                    rm_last: Some(0.5),
+                    rm_frac: Some(acc_last / 0.5),
+                    mr_last: Some(0.625),
+                    mr_frac: Some(acc_last / 0.625),
                 };
                 (s.to_string(), m)
             })
             .collect();
-        StepSummary { step, sets }
+        StepSummary {
+            step,
+            sets,
+            ood_gen_rm: Some(acc_last >= 0.4),
+        }
     }
 
     /// The bytes of results.csv: quoted only where a field needs it (docs/sweeps.md).
@@ -245,6 +291,8 @@ mod tests {
             best_ood: Some(summary(10, 0.25)),
             phase_last: Some(Phase::OodGen),
             phase_best_ood: Some(Phase::None),
+            phase_rm_last: Some(Phase::OodGen),
+            phase_rm_best_ood: Some(Phase::None),
         };
         let failed = Row {
             index: 1,
@@ -257,6 +305,8 @@ mod tests {
             best_ood: None,
             phase_last: None,
             phase_best_ood: None,
+            phase_rm_last: None,
+            phase_rm_best_ood: None,
             ..done.clone()
         };
         let csv = to_csv(&m, &[done, failed]);
@@ -266,21 +316,25 @@ mod tests {
             head += &format!(",{which}_step");
             for s in ["id_train", "id_test", "ood_train", "ood_test"] {
                 head += &format!(",{which}_{s}_acc,{which}_{s}_acc_last");
+                head += &format!(",{which}_{s}_rm_last,{which}_{s}_rm_frac");
+                head += &format!(",{which}_{s}_mr_last,{which}_{s}_mr_frac");
             }
-            head += &format!(",{which}_phase");
+            head += &format!(",{which}_phase,{which}_phase_rm");
         }
         assert_eq!(lines.next(), Some(head.as_str()));
         assert_eq!(
             lines.next(),
             Some(
                 "0,a,\"\"\"file:x,y\"\"\",4,0.8,done,,\
-                 30,0.5,1,0.5,1,0.5,1,0.5,1,ood-gen,\
-                 10,0.5,0.25,0.5,0.25,0.5,0.25,0.5,0.25,none"
+                 30,0.5,1,0.5,2,0.625,1.6,0.5,1,0.5,2,0.625,1.6,\
+                 0.5,1,0.5,2,0.625,1.6,0.5,1,0.5,2,0.625,1.6,ood-gen,ood-gen,\
+                 10,0.5,0.25,0.5,0.5,0.625,0.4,0.5,0.25,0.5,0.5,0.625,0.4,\
+                 0.5,0.25,0.5,0.5,0.625,0.4,0.5,0.25,0.5,0.5,0.625,0.4,none,none"
             )
         );
         let failed = format!(
             "1,b,\"\"\"generate\"\"\",4,0.8,failed,\"no file, \"\"c.txt\"\"\"{}",
-            ",".repeat(20)
+            ",".repeat(54)
         );
         assert_eq!(lines.next(), Some(failed.as_str()));
         assert_eq!(lines.next(), None);

@@ -230,7 +230,7 @@ fn validate(cfg: &mut Config, name: &str) -> Result<(), String> {
         .set(cfg, &Value::String(name.into()))
         .map_err(|e| e.to_string())?;
     cfg.check().map_err(|e| e.to_string())?;
-    modicl_data::Dataset::build(&cfg.task).map_err(|e| e.to_string())?;
+    modicl_data::Dataset::for_run(cfg).map_err(|e| e.to_string())?;
     modicl_trainer::model_config(cfg)
         .validate()
         .map_err(|e| e.to_string())

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use modicl_config::EvalConfig;
 use modicl_data::{Batch, Dataset, EvalSet};
 use modicl_engine::{EngineError, Model, Shards};
 
@@ -136,10 +137,21 @@ pub struct Evaluator {
 impl Evaluator {
     /// Builds the four sets with `per_task` sequences per task.
     pub fn new(ds: &Dataset, per_task: usize) -> Evaluator {
+        Evaluator::sized(ds, |_| per_task)
+    }
+
+    /// Builds the four sets as the `[eval]` section sizes them: `seqs_per_task` sequences per
+    /// task, raised for sets with few tasks when `target_se` is set ([`EvalConfig::per_task`]).
+    pub fn for_config(ds: &Dataset, cfg: &EvalConfig) -> Evaluator {
+        Evaluator::sized(ds, |e| cfg.per_task(ds.eval_parts(e).0.len()))
+    }
+
+    /// Builds the four sets with `per_task(set)` sequences per task.
+    fn sized(ds: &Dataset, per_task: impl Fn(EvalSet) -> usize) -> Evaluator {
         Evaluator {
             sets: EvalSet::ALL
                 .iter()
-                .map(|&e| (e, ds.eval_set(e, per_task)))
+                .map(|&e| (e, ds.eval_set(e, per_task(e))))
                 .collect(),
             positions: ds.seq.target_positions().collect(),
             shots: ds.seq.examples,

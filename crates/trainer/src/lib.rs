@@ -5,6 +5,8 @@
 //! - [`eval`]: the four evaluation sets and the metrics (exact integer counts);
 //! - [`metrics`]: `metrics.csv` and `shots.csv`;
 //! - [`names`]: the names of sets, metrics and checkpoints, as enums;
+//! - [`oracles`]: accuracy read against Ratio Matching and Modular Regression, and the label
+//!   "o.o.d. generalization at the Ratio Matching level";
 //! - [`rundir`]: the run directory's layout, atomic writes and checkpoints;
 //! - [`schedule`]: the official learning-rate schedule;
 //! - [`verify`]: checks every file and checkpoint of a run directory.
@@ -12,6 +14,7 @@
 pub mod eval;
 pub mod metrics;
 pub mod names;
+pub mod oracles;
 pub mod rundir;
 pub mod schedule;
 pub mod tensorboard;

@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use modicl_config::Config;
+use modicl_config::{Config, EarlyStop};
 use modicl_engine::{params, AdamW, AdamWConfig, Model, ModelConfig};
 use serde::{Deserialize, Serialize};
 
@@ -225,9 +225,11 @@ pub struct CheckpointState {
     pub files: BTreeMap<String, String>,
 }
 
-/// The evaluation with the best o.o.d.-test accuracy (last shot, then all shots, then the
-/// earliest step): the paper's early-stopping point. Kept as exact counts, so that a resumed
-/// run compares exactly what an uninterrupted one does.
+/// The best o.o.d.-test evaluation so far: the early-stopping point. The statistic that
+/// decides is `train.early_stop` ([`EarlyStop`]): last-shot accuracy then all-shot (the
+/// official), all-shot then last-shot, or loss (lowest) then last-shot; ties keep the earliest
+/// step. Kept as exact counts (and the loss as the f64 that `metrics.csv` holds, which JSON
+/// round-trips exactly), so that a resumed run compares exactly what an uninterrupted one does.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Best {
     pub step: u64,
@@ -235,22 +237,34 @@ pub struct Best {
     pub count_last: u64,
     pub correct: u64,
     pub count: u64,
+    /// The o.o.d.-test loss (absent from checkpoints written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss: Option<f64>,
 }
 
 impl Best {
-    /// Whether `self` beats `other`: higher last-shot accuracy, then higher all-shot accuracy
-    /// (compared exactly, by cross-multiplication).
-    pub fn beats(&self, other: &Best) -> bool {
+    /// Whether `self` beats `other` on statistic `by` (accuracies compared exactly, by
+    /// cross-multiplication).
+    pub fn beats(&self, other: &Best, by: EarlyStop) -> bool {
         let cmp =
             |a: u64, b: u64, c: u64, d: u64| (a as u128 * d as u128).cmp(&(c as u128 * b as u128));
-        cmp(
+        let last = cmp(
             self.correct_last,
             self.count_last,
             other.correct_last,
             other.count_last,
-        )
-        .then(cmp(self.correct, self.count, other.correct, other.count))
-        .is_gt()
+        );
+        let all = cmp(self.correct, self.count, other.correct, other.count);
+        let order = match by {
+            EarlyStop::AccLast => last.then(all),
+            EarlyStop::Acc => all.then(last),
+            // Lower loss is better; a missing or NaN loss never wins on loss.
+            EarlyStop::Loss => {
+                let l = |b: &Best| b.loss.filter(|x| !x.is_nan()).unwrap_or(f64::INFINITY);
+                l(other).total_cmp(&l(self)).then(last)
+            }
+        };
+        order.is_gt()
     }
 }
 

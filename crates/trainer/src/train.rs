@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::eval::{Evaluator, SetMetrics};
 use crate::metrics::{self, Record};
 use crate::names::{Metric, SetName};
+use crate::oracles::{self, Oracles, SetOracles};
 use crate::rundir::{self, Best, CheckpointState, RunDir, FORMAT_VERSION};
 use crate::schedule::lr_at;
 use crate::{adamw_config, model_config, TrainError};
@@ -41,15 +42,45 @@ pub enum Outcome {
     Interrupted { step: u64 },
 }
 
-/// Loss and accuracies of one set, as reported in `summary.json`.
+/// Loss and accuracies of one set, as reported in `summary.json`, with the last-shot accuracy
+/// read against the two algorithms ([`crate::oracles`]; absent from summaries written before
+/// they were added).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SetSummary {
     pub loss: f64,
     pub acc: f64,
     pub acc_last: f64,
+    /// Last-shot samples (0 in summaries written before it was added).
+    #[serde(default)]
+    pub count_last: u64,
+    /// Ratio Matching's and Modular Regression's exact last-shot accuracy on this set's inputs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rm_last: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mr_last: Option<f64>,
+    /// The model's last-shot accuracy as a fraction of each oracle's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rm_frac: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mr_frac: Option<f64>,
 }
 
 impl SetSummary {
+    /// The summary of `m`, read against the oracles of its inputs.
+    pub fn of(m: &SetMetrics, o: Oracles) -> SetSummary {
+        let acc_last = m.acc_last();
+        SetSummary {
+            loss: m.loss,
+            acc: m.acc(),
+            acc_last,
+            count_last: m.count_last,
+            rm_last: Some(o.rm),
+            mr_last: Some(o.mr),
+            rm_frac: Some(acc_last / o.rm),
+            mr_frac: Some(acc_last / o.mr),
+        }
+    }
+
     /// The value of `metric`.
     pub fn get(&self, metric: Metric) -> f64 {
         match metric {
@@ -66,24 +97,64 @@ pub struct StepSummary {
     pub step: u64,
     /// Keyed by [`SetName::as_str`]; read with [`StepSummary::set`].
     pub sets: BTreeMap<String, SetSummary>,
+    /// The second label: whether this step's o.o.d.-test last-shot accuracy is o.o.d.
+    /// generalization at the Ratio Matching level ([`oracles::ood_gen_rm`]); `None` in
+    /// summaries written before it was added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ood_gen_rm: Option<bool>,
+}
+
+/// What a [`StepSummary`] is read against: the oracles of the sets, chance (1/p), and the
+/// number of evaluations that competed for early stopping (for the noise bound).
+#[derive(Clone, Copy, Debug)]
+pub struct Reading {
+    pub oracles: SetOracles,
+    pub chance: f64,
+    pub evals: usize,
+}
+
+impl Reading {
+    /// The reading of the records of a run of `cfg` on `ds`: the evaluations from the end of
+    /// warm-up on are those that competed for `best_ood`.
+    pub fn of(cfg: &Config, ds: &Dataset, records: &[Record]) -> Reading {
+        Reading {
+            oracles: SetOracles::of(ds),
+            chance: 1.0 / cfg.task.p as f64,
+            evals: records
+                .iter()
+                .filter(|r| r.step >= cfg.train.warmup)
+                .count(),
+        }
+    }
 }
 
 impl StepSummary {
-    fn of(r: &Record) -> StepSummary {
+    /// The summary of one evaluation, read against `reading`.
+    pub fn of(r: &Record, reading: &Reading) -> StepSummary {
+        let sets: BTreeMap<String, SetSummary> = r
+            .sets
+            .iter()
+            .map(|m| {
+                (
+                    m.set.to_string(),
+                    SetSummary::of(m, reading.oracles.get(m.set)),
+                )
+            })
+            .collect();
+        let ood_gen_rm = r.set(SetName::OodTest).map(|m| {
+            let rm = reading.oracles.get(SetName::OodTest).rm;
+            oracles::ood_gen_rm(
+                m.acc_last(),
+                m.count_last,
+                rm,
+                reading.chance,
+                reading.evals,
+            )
+        });
         StepSummary {
             step: r.step,
-            sets: r
-                .sets
-                .iter()
-                .map(|m| {
-                    let s = SetSummary {
-                        loss: m.loss,
-                        acc: m.acc(),
-                        acc_last: m.acc_last(),
-                    };
-                    (m.set.to_string(), s)
-                })
-                .collect(),
+            sets,
+            ood_gen_rm,
         }
     }
 
@@ -116,6 +187,12 @@ pub struct Summary {
     /// Where this process ran the training steps: "cpu", or "cuda" and the GPU.
     #[serde(default)]
     pub device: String,
+    /// The statistic that chose `best_ood` (`train.early_stop`).
+    #[serde(default)]
+    pub early_stop: String,
+    /// The training interventions that were on ([`Config::interventions`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interventions: Vec<String>,
 }
 
 /// A checkpoint that [`Trainer::resume`] could not use: why, and where it was moved.
@@ -171,7 +248,7 @@ impl Trainer {
     /// which deletes it (only if it is a run directory: it holds `config.toml`).
     pub fn create(cfg: Config, dir: RunDir, overwrite: bool) -> Result<Trainer, TrainError> {
         // Everything that can fail on the config fails before anything is deleted.
-        let ds = Dataset::build(&cfg.task)?;
+        let ds = Dataset::for_run(&cfg)?;
         let model = Model::new(model_config(&cfg), cfg.task.seed)?;
         let opt = AdamW::new(adamw_config(&cfg), model.layout.total);
         let root = &dir.root;
@@ -207,7 +284,7 @@ impl Trainer {
             )));
         }
         let cfg = dir.read_config()?;
-        let ds = Dataset::build(&cfg.task)?;
+        let ds = Dataset::for_run(&cfg)?;
         let mcfg = model_config(&cfg);
         clean_temporaries(&dir);
         let hash = rundir::config_hash(&cfg);
@@ -328,7 +405,7 @@ impl Trainer {
         let positions: Vec<usize> = self.ds.seq.target_positions().collect();
         let (seq_len, shots) = (self.ds.seq.seq_len(), self.ds.seq.examples);
         let input_len = self.ds.seq.input_len();
-        let mut evaluator = Evaluator::new(&self.ds, self.cfg.eval.seqs_per_task as usize);
+        let mut evaluator = Evaluator::for_config(&self.ds, &self.cfg.eval);
         let mut batch = self.ds.train_batch(0);
         let precision = self.cfg.train.precision;
         precision.check_device(self.device == Device::Cuda)?;
@@ -449,14 +526,15 @@ impl Trainer {
         }
         let wall = started.elapsed().as_secs_f64();
         let run = self.step - first;
+        let reading = Reading::of(&self.cfg, &self.ds, &self.records);
         let summary = Summary {
             format_version: FORMAT_VERSION,
             name: self.cfg.train.name.clone(),
             steps,
             params: self.model.layout.total,
             config_hash: self.hash.clone(),
-            last: self.records.last().map(StepSummary::of),
-            best_ood: self.best_record().map(StepSummary::of),
+            last: self.records.last().map(|r| StepSummary::of(r, &reading)),
+            best_ood: self.best_record().map(|r| StepSummary::of(r, &reading)),
             wall_s: wall,
             steps_run: run,
             steps_per_s: run as f64 / wall.max(1e-9),
@@ -471,6 +549,8 @@ impl Trainer {
                 ),
                 Backend::Host { .. } => "cpu".into(),
             },
+            early_stop: self.cfg.train.early_stop.as_str().into(),
+            interventions: self.cfg.interventions(),
         };
         let json = serde_json::to_string_pretty(&summary).expect("summary serialises") + "\n";
         rundir::write_atomic(&self.dir.summary(), json.as_bytes())?;
@@ -536,8 +616,9 @@ impl Trainer {
         Ok(())
     }
 
-    /// Tracks the best o.o.d.-test evaluation (last-shot accuracy, then all-shot accuracy,
-    /// earliest step on ties) and keeps its weights in `checkpoints/best_ood`. Only steps from
+    /// Tracks the best o.o.d.-test evaluation (by `train.early_stop`: last-shot accuracy then
+    /// all-shot by default, earliest step on ties) and keeps its weights in
+    /// `checkpoints/best_ood`. Only steps from
     /// the end of warm-up on compete: an untrained model's lucky guesses are not a transient.
     fn update_best(&mut self) -> Result<(), TrainError> {
         let r = self.records.last().expect("called after an evaluation");
@@ -553,10 +634,11 @@ impl Trainer {
             count_last: m.count_last,
             correct: m.correct,
             count: m.count,
+            loss: Some(m.loss),
         };
         let better = match &self.best {
             None => candidate.count_last > 0,
-            Some(b) => candidate.beats(b),
+            Some(b) => candidate.beats(b, self.cfg.train.early_stop),
         };
         if better {
             if let Some(x) = self.model.params.iter().find(|x| !x.is_finite()) {

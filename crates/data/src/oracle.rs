@@ -13,8 +13,8 @@
 //! When an algorithm cannot decide it guesses uniformly (right with probability 1/p). The query
 //! 0 is decided by both, at every k: every task maps it to 0 (RM with c = 0).
 
+use crate::Vectors;
 use modicl_core::rng::{Domain, Rng};
-use modicl_data::Vectors;
 
 use crate::zn::{is_multiple, Span};
 
@@ -105,7 +105,7 @@ pub fn rm_curve(inputs: &Vectors, p: u32, shots: usize) -> Curve {
     let s = inputs.len();
     // Count, for each input q of the set, the inputs of the set that have q among their
     // multiples (each input's multiples marked once).
-    let space = modicl_data::Space::new(p, m as u32).expect("the set's space");
+    let space = crate::Space::new(p, m as u32).expect("the set's space");
     let mut sources = vec![0u32; space.size as usize];
     let mut seen = vec![u32::MAX; space.size as usize];
     let mut buf = vec![0u32; m];
@@ -262,7 +262,7 @@ pub fn mr_curve_mc(inputs: &Vectors, p: u32, shots: usize, trials: u64, seed: u6
 #[cfg(test)]
 mod tests {
     use super::*;
-    use modicl_data::Space;
+    use crate::Space;
 
     fn all_inputs(p: u32) -> Vectors {
         let sp = Space::new(p, 2).unwrap();
