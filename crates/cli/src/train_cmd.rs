@@ -149,8 +149,15 @@ fn early_stopped(t: &Trainer, b: &Record, oracles: &SetOracles) -> String {
     if !noise {
         return table;
     }
+    let what = match t.cfg.train.early_stop {
+        EarlyStop::AccLast => "the best o.o.d.-test last-shot accuracy".to_string(),
+        by => format!(
+            "the o.o.d.-test last-shot accuracy of the best step by {}",
+            by.as_str()
+        ),
+    };
     format!(
-        "no early-stopped result: the best o.o.d.-test last-shot accuracy, {:.4} at step {}, is \
+        "no early-stopped result: {what}, {:.4} at step {}, is \
          within sampling noise of chance (1/{} = {chance:.4}; best of {evals} evaluations of {} \
          sequences each, noise bound {threshold:.4}); checkpoints/best_ood holds that step anyway\n",
         m.acc_last(),

@@ -248,9 +248,9 @@ impl Setting for Act {
     }
 }
 
-impl Setting for crate::run::TaskStages {
+impl Setting for crate::run::Stages {
     fn read(f: &Field, v: &Value) -> Result<Self, ConfigError> {
-        crate::run::TaskStages::parse(f.key, &String::read(f, v)?)
+        crate::run::Stages::parse(f.key, &String::read(f, v)?)
     }
     fn write(&self) -> Value {
         Value::String(self.to_string())

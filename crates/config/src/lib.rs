@@ -24,7 +24,7 @@ pub use kind::Kind;
 pub use preset::{Preset, DEFAULT_PRESET, PRESETS};
 pub use run::{
     Act, CheckpointSteps, CurriculumSection, EarlyStop, ModelSection, OptimSection, Precision,
-    Stage, TaskStages, TrainSection,
+    Stage, Stages, TrainSection,
 };
 pub use task::{is_prime, BatchLayout, EvalConfig, InputSplit, OodCap, TaskConfig, TaskSource};
 pub use toml::Value;
@@ -215,8 +215,10 @@ keys! {
 
     /// Training interventions, all off: the task list, the batch and the examples as above.
     curriculum: CurriculumSection {
-        tasks = TaskStages::default(), Kind::Custom(TaskStages::ALLOWED),
+        tasks = Stages::default(), Kind::Custom(Stages::ALLOWED),
             "task-count curriculum: 'COUNT@STEP,...' trains on the first COUNT pre-training tasks from step index STEP on (the first stage at 0, the last all of them, each COUNT dividing task.batch; '' = off); evaluation always on the full lists";
+        examples = Stages::default(), Kind::Custom(Stages::ALLOWED),
+            "context-length curriculum: 'K@STEP,...' trains on sequences of K examples from step index STEP on (the first stage at 0, the last task.examples; CPU only; '' = off); evaluation always at task.examples";
         mix_fraction = 0.0, closed_open(0.0, 1.0),
             "few-task mixture: this fraction of each batch's sequences (at the first step) relabelled to the first mix_tasks tasks, annealed linearly to 0 at mix_until (0 = off)";
         mix_tasks = 4, int(1, 1 << 24),
@@ -241,6 +243,7 @@ pub const HASHED_UNLESS: &[(&str, &str)] = &[
     ("train.early_stop", "\"acc_last\""),
     ("eval.target_se", "0.0"),
     ("curriculum.tasks", "\"\""),
+    ("curriculum.examples", "\"\""),
     ("curriculum.mix_fraction", "0.0"),
     ("curriculum.mix_tasks", "4"),
     ("curriculum.mix_until", "0"),
@@ -422,6 +425,18 @@ impl Config {
             ));
         }
         let c = &self.curriculum;
+        if let Some(last) = c.examples.0.last() {
+            if last.count != self.task.examples {
+                return Err(ConfigError::invalid(
+                    "curriculum.examples",
+                    format!("'{}'", c.examples),
+                    format!(
+                        "stages whose last count is task.examples = {}",
+                        self.task.examples
+                    ),
+                ));
+            }
+        }
         if c.mix_fraction > 0.0 && c.mix_until == 0 {
             return Err(ConfigError::invalid(
                 "curriculum.mix_until",
@@ -444,6 +459,12 @@ impl Config {
             out.push(format!(
                 "task-count curriculum {} (tasks@step index)",
                 c.tasks
+            ));
+        }
+        if c.examples.is_on() {
+            out.push(format!(
+                "context-length curriculum {} (examples@step index)",
+                c.examples
             ));
         }
         if c.mix_fraction > 0.0 {
@@ -633,7 +654,7 @@ mod tests {
         let (without, curriculum) = without.split_once("\n[curriculum]\n").unwrap();
         assert_eq!(
             curriculum,
-            "tasks = \"\"\nmix_fraction = 0.0\nmix_tasks = 4\nmix_until = 0\n"
+            "tasks = \"\"\nexamples = \"\"\nmix_fraction = 0.0\nmix_tasks = 4\nmix_until = 0\n"
         );
         assert_eq!(off, without);
         c.apply_override("train.tensorboard=true").unwrap();

@@ -354,12 +354,13 @@ mod tests {
     }
 }
 
-/// A task-count schedule: from step `from` on (counting optimizer steps from 0), train on the
-/// first `count` pre-training tasks. Empty: every task from the start (off).
+/// A growing schedule: from step index `from` on (counting optimizer steps from 0), train with
+/// `count` of something: the first `count` pre-training tasks (`curriculum.tasks`) or `count`
+/// examples per sequence (`curriculum.examples`). Empty: off.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct TaskStages(pub Vec<Stage>);
+pub struct Stages(pub Vec<Stage>);
 
-/// One stage of a [`TaskStages`] schedule.
+/// One stage of a [`Stages`] schedule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stage {
     pub count: u32,
@@ -367,15 +368,15 @@ pub struct Stage {
     pub from: u64,
 }
 
-impl TaskStages {
-    /// What [`TaskStages::parse`] accepts, as shown in errors.
-    pub const ALLOWED: &'static str = "'' (off) or stages 'COUNT@STEP,...' such as '8@0,20@2000,40@6000': counts strictly increasing, steps strictly increasing from 0";
+impl Stages {
+    /// What [`Stages::parse`] accepts, as shown in errors.
+    pub const ALLOWED: &'static str = "'' (off) or stages 'COUNT@STEP,...' such as '8@0,20@2000,40@6000': counts above 0 strictly increasing, steps strictly increasing from 0";
 
     pub fn parse(key: &str, s: &str) -> Result<Self, ConfigError> {
         let bad = || ConfigError::invalid(key, format!("'{s}'"), Self::ALLOWED);
         let s = s.trim();
         if s.is_empty() {
-            return Ok(TaskStages(Vec::new()));
+            return Ok(Stages(Vec::new()));
         }
         let mut out: Vec<Stage> = Vec::new();
         for part in s.split(',') {
@@ -393,7 +394,7 @@ impl TaskStages {
             }
             out.push(stage);
         }
-        Ok(TaskStages(out))
+        Ok(Stages(out))
     }
 
     /// Whether the schedule is on.
@@ -407,7 +408,7 @@ impl TaskStages {
     }
 }
 
-impl std::fmt::Display for TaskStages {
+impl std::fmt::Display for Stages {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let parts: Vec<String> = self
             .0
@@ -422,7 +423,9 @@ impl std::fmt::Display for TaskStages {
 #[derive(Clone, Debug, PartialEq)]
 pub struct CurriculumSection {
     /// The task-count curriculum: a growing prefix of the pre-training task list.
-    pub tasks: TaskStages,
+    pub tasks: Stages,
+    /// The context-length curriculum: examples per sequence growing over steps.
+    pub examples: Stages,
     /// The few-task mixture: this fraction of each batch's sequences at the first step is
     /// relabelled to the first `mix_tasks` tasks, falling linearly to 0 at step `mix_until`.
     pub mix_fraction: f64,

@@ -116,13 +116,16 @@ pub struct Dataset {
     pub curriculum: Curriculum,
 }
 
-/// The training interventions a dataset's batches follow: a task-count curriculum and a
-/// few-task mixture. Evaluation sets never change.
+/// The training interventions a dataset's batches follow: a task-count curriculum, a
+/// context-length curriculum and a few-task mixture. Evaluation sets never change.
 #[derive(Clone, Debug, Default)]
 pub struct Curriculum {
     /// For each stage of the task-count curriculum: its first step index and its tasks (a
     /// prefix of the pre-training list). Empty: off.
     stages: Vec<(u64, Vectors)>,
+    /// For each stage of the context-length curriculum: its first step index and its examples
+    /// per sequence. Empty: off.
+    examples: Vec<(u64, usize)>,
     /// The mixture settings (fraction 0: off).
     mix_fraction: f64,
     mix_tasks: usize,
@@ -134,6 +137,20 @@ impl Curriculum {
     /// curriculum is on.
     pub fn tasks_at(&self, index: u64) -> Option<usize> {
         self.stage(index).map(Vectors::len)
+    }
+
+    /// The examples per sequence of step index `index`, if a context-length curriculum is on.
+    pub fn examples_at(&self, index: u64) -> Option<usize> {
+        self.examples
+            .iter()
+            .rev()
+            .find(|(from, _)| *from <= index)
+            .map(|&(_, k)| k)
+    }
+
+    /// Whether a context-length curriculum is on.
+    pub fn varies_examples(&self) -> bool {
+        !self.examples.is_empty()
     }
 
     fn stage(&self, index: u64) -> Option<&Vectors> {
@@ -274,6 +291,12 @@ impl Dataset {
                     (s.from, tasks)
                 })
                 .collect(),
+            examples: c
+                .examples
+                .0
+                .iter()
+                .map(|s| (s.from, s.count as usize))
+                .collect(),
             mix_fraction: c.mix_fraction,
             mix_tasks: c.mix_tasks as usize,
             mix_until: c.mix_until,
@@ -302,12 +325,13 @@ impl Dataset {
     /// [`Dataset::train_batch`] into an existing buffer, allocating nothing once it has the shape.
     ///
     /// With a task-count curriculum the batch holds the same number of sequences, spread over
-    /// the stage's tasks (a prefix of the list); with a few-task mixture, evenly spaced rows
-    /// are then relabelled to the mixture's tasks (their inputs kept). Either leaves the
-    /// random draws of the step as they are.
+    /// the stage's tasks (a prefix of the list); with a context-length curriculum its
+    /// sequences hold the stage's examples; with a few-task mixture, evenly spaced rows are
+    /// then relabelled to the mixture's tasks (their inputs kept).
     pub fn fill_train_batch(&self, step: u64, out: &mut Batch) {
         let mut rng = Rng::stream(self.config.data_seed, Domain::TrainBatch, step);
         let tasks = self.curriculum.stage(step).unwrap_or(&self.tasks.id);
+        let seq = self.train_layout(step);
         batch::fill(
             out,
             batch::Draw {
@@ -316,7 +340,7 @@ impl Dataset {
                 per_task: self.config.batch as usize / tasks.len(),
             },
             self.space.p,
-            self.seq,
+            seq,
             self.config.layout,
             &mut rng,
         );
@@ -325,7 +349,19 @@ impl Dataset {
         for i in 0..mixed {
             let r = i * out.rows / mixed;
             let t = i % mix;
-            batch::relabel(out, r, t, self.tasks.id.get(t), self.space.p, self.seq);
+            batch::relabel(out, r, t, self.tasks.id.get(t), self.space.p, seq);
+        }
+    }
+
+    /// The sequence layout of the training batch of step index `step`: the dataset's, or the
+    /// context-length curriculum's examples per sequence at that step.
+    pub fn train_layout(&self, step: u64) -> SequenceLayout {
+        SequenceLayout {
+            examples: self
+                .curriculum
+                .examples_at(step)
+                .unwrap_or(self.seq.examples),
+            ..self.seq
         }
     }
 

@@ -59,6 +59,39 @@ fn the_task_count_schedule_sets_the_tasks_of_each_step() {
 }
 
 #[test]
+fn the_context_length_schedule_sets_the_examples_of_each_step() {
+    let plain = Dataset::for_run(&config(&[])).unwrap();
+    let ds = Dataset::for_run(&config(&["curriculum.examples=1@0,2@5,4@12"])).unwrap();
+    for (index, k) in [(0, 1), (4, 1), (5, 2), (11, 2), (12, 4), (40, 4)] {
+        assert_eq!(ds.curriculum.examples_at(index), Some(k));
+        assert_eq!(ds.train_layout(index).examples, k);
+        let b = ds.train_batch(index);
+        assert_eq!((b.rows, b.seq_len), (16, 3 * k), "step index {index}");
+        rows_per_task(&ds, &b);
+        // The last stage is the full length: the batch of a run without the curriculum.
+        assert_eq!(b == plain.train_batch(index), k == 4, "step index {index}");
+    }
+    // Evaluation sets keep the full length.
+    let e = ds.eval_set(modicl_data::EvalSet::OodTest, 2);
+    assert_eq!(e.seq_len, 12);
+    // The last stage must be task.examples.
+    let e = Config::resolve(
+        None,
+        None,
+        &[
+            "task.examples=4".into(),
+            "curriculum.examples=1@0,2@5".into(),
+        ],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("curriculum.examples") && e.contains("task.examples = 4"),
+        "{e}"
+    );
+}
+
+#[test]
 fn the_mixture_relabels_an_annealed_fraction_to_its_tasks() {
     let plain = Dataset::for_run(&config(&[])).unwrap();
     let ds = Dataset::for_run(&config(&[

@@ -66,6 +66,17 @@ impl SetMetrics {
             Metric::AccLast => self.acc_last(),
         }
     }
+    /// These metrics with shots up to `k`, the shots past its own counted as having no
+    /// samples (a training batch of a context-length curriculum's shorter stage); the totals
+    /// and the last shot stay its own.
+    pub fn padded(mut self, k: usize) -> SetMetrics {
+        if self.shot_count.len() < k {
+            self.shot_count.resize(k, 0);
+            self.shot_correct.resize(k, 0);
+        }
+        self
+    }
+
     /// Accuracy at shot `i`.
     pub fn acc_shot(&self, i: usize) -> f64 {
         ratio(self.shot_correct[i], self.shot_count[i])

@@ -412,8 +412,17 @@ impl Trainer {
         let mut backend = match self.device {
             Device::Cpu => Backend::Host {
                 shards: Shards::new(&self.model.cfg, batch_rows, input_len),
+                short: BTreeMap::new(),
                 grads: vec![0f32; self.model.layout.total],
             },
+            Device::Cuda if self.ds.curriculum.varies_examples() => {
+                return Err(modicl_config::ConfigError::invalid(
+                    "curriculum.examples",
+                    format!("'{}'", self.cfg.curriculum.examples),
+                    "'' with --device cuda (the GPU model is built for one sequence length)",
+                )
+                .into());
+            }
             Device::Cuda => {
                 let gpu = modicl_cuda::Gpu::open_cached(Some(&self.dir.root.join("cuda-cache")))?;
                 // Before the model: its memory check counts the bf16 copies.
@@ -443,14 +452,35 @@ impl Trainer {
             let t0 = Instant::now();
             // The batch of step s is a pure function of (data_seed, s − 1).
             self.ds.fill_train_batch(s - 1, &mut batch);
+            // A context-length curriculum's stage may hold fewer examples than the evaluation.
+            let layout = self.ds.train_layout(s - 1);
+            let k_s = layout.examples;
+            let stage_positions: Vec<usize>;
+            let (step_len, step_positions) = if k_s == shots {
+                (seq_len, &positions[..])
+            } else {
+                stage_positions = layout.target_positions().collect();
+                (layout.seq_len(), &stage_positions[..])
+            };
             let lr = lr_at(s, lr_peak, steps, warmup);
             let loss = match &mut backend {
                 Backend::Gpu(g) => g
                     .forward(&batch.tokens, seq_len, &positions)
                     .map_err(failed(s))?,
-                Backend::Host { shards, grads } => {
+                Backend::Host {
+                    shards,
+                    short,
+                    grads,
+                } => {
+                    let ws = if k_s == shots {
+                        shards
+                    } else {
+                        short.entry(k_s).or_insert_with(|| {
+                            Shards::new(&self.model.cfg, batch_rows, layout.input_len())
+                        })
+                    };
                     let tokens = &batch.tokens;
-                    shards.forward_backward(&self.model, tokens, seq_len, &positions, grads)?
+                    ws.forward_backward(&self.model, tokens, step_len, step_positions, grads)?
                 }
             };
             if !loss.mean.is_finite() {
@@ -493,9 +523,13 @@ impl Trainer {
                         sets.extend(evaluator.run_gpu(g).map_err(failed(s))?);
                         sets
                     }
-                    Backend::Host { shards, .. } => {
-                        let mut sets =
-                            vec![SetMetrics::from_shards(SetName::TrainBatch, shots, shards)];
+                    Backend::Host { shards, short, .. } => {
+                        // A shorter stage's batch has k_s shots; the shots past it have no
+                        // samples, and its last shot is its own.
+                        let ws = if k_s == shots { &*shards } else { &short[&k_s] };
+                        let name = SetName::TrainBatch;
+                        let batch_metrics = SetMetrics::from_shards(name, k_s, ws).padded(shots);
+                        let mut sets = vec![batch_metrics];
                         sets.extend(evaluator.run(&self.model, shards)?);
                         sets
                     }
@@ -698,7 +732,12 @@ fn clean_temporaries(dir: &RunDir) {
 /// What runs a run's steps: the CPU engine (a batch in shards, and the gradient) or the GPU
 /// backend, which keeps its own buffers.
 enum Backend {
-    Host { shards: Shards, grads: Vec<f32> },
+    Host {
+        shards: Shards,
+        /// Shards for the shorter sequences of a context-length curriculum, by examples.
+        short: BTreeMap<usize, Shards>,
+        grads: Vec<f32>,
+    },
     Gpu(Box<modicl_cuda::GpuModel>),
 }
 

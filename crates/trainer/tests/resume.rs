@@ -83,13 +83,15 @@ fn stop_and_resume_equals_an_uninterrupted_run() {
 }
 
 /// The interventions and the other statistics resume byte-identically too, stopped inside
-/// each stage of the schedules: tasks 2 -> 4 -> 8 at step indices 0, 10, 20, a mixture falling
-/// to 0 at 30, best_ood chosen by loss, evaluation sets sized for a standard error.
+/// each stage of the schedules: tasks 2 -> 4 -> 8 at step indices 0, 10, 20, examples 3 -> 6
+/// at 0, 15, a mixture falling to 0 at 30, best_ood chosen by loss, evaluation sets sized for
+/// a standard error.
 #[test]
 fn interventions_resume_byte_identically_mid_schedule() {
     let mut cfg = tiny();
     for o in [
         "curriculum.tasks=2@0,4@10,8@20",
+        "curriculum.examples=3@0,6@15",
         "curriculum.mix_fraction=0.5",
         "curriculum.mix_tasks=2",
         "curriculum.mix_until=30",
@@ -104,6 +106,7 @@ fn interventions_resume_byte_identically_mid_schedule() {
     let tmp = tempfile::tempdir().unwrap();
     let mut plain = cfg.clone();
     plain.apply_override("curriculum.tasks=").unwrap();
+    plain.apply_override("curriculum.examples=").unwrap();
     plain.apply_override("curriculum.mix_fraction=0").unwrap();
     let on = uninterrupted_of(tmp.path(), cfg);
     let off = uninterrupted_of(&tmp.path().join("off"), plain);
