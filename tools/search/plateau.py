@@ -12,7 +12,9 @@ after step 4,000 that is 0.10 nats below the run's own plateau level (the median
 level depends on the learning rate: 1.86-1.91 at lr 5e-3 for p = 7, 1.76-1.80 at 1e-3, against
 ln 7 = 1.95; a fixed level would misread one or the other.) Other rows give the exit as a
 range (exit_lo..exit_hi) read from the notes, or a lower bound. Prints the table and writes
-OUT_STEM.png and OUT_STEM.svg (default docs/search/plateau). Needs matplotlib.
+OUT_STEM.png and OUT_STEM.svg (default docs/search/plateau), and OUT_STEM_decay.{png,svg}: the
+40-task Z_7^2 runs of the cpu model against the weight decay per step, lr x wd. Needs
+matplotlib.
 """
 import csv
 import math
@@ -57,6 +59,8 @@ def load(table):
             "p": p,
             "n_id": int(r["n_id"]),
             "lr": float(r["lr"]),
+            "wd": float(r["wd"]),
+            "same_model": (r["d_model"], r["layers"], r["examples"], r["batch"]) == ("64", "2", "16", "120"),
             "x": int(r["n_id"]) / p,
         }
         if r["metrics"]:
@@ -145,6 +149,55 @@ def plot(runs, stem):
     print(f"wrote {stem}.png and {stem}.svg")
 
 
+def plot_decay(runs, stem):
+    """The 40-task Z_7^2 runs of the cpu model (d 64, 2 blocks, k 16, batch 120): the plateau's
+    exit against the decay per step, lr x wd."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sel = [r for r in runs if r["p"] == 7 and r["n_id"] == 40 and r["same_model"]]
+    if not sel:
+        return
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=150)
+    for r in sel:
+        x = r["lr"] * r["wd"]
+        label, color = lr_group(r["lr"])
+        if r["bound"]:
+            ax.scatter([x], [r["lo"]], marker="o", facecolors="none", edgecolors=color, s=42, linewidths=1.3, zorder=3)
+            ax.annotate("", xy=(x, r["lo"] * 1.6), xytext=(x, r["lo"] * 1.06),
+                        arrowprops=dict(arrowstyle="->", color=color, lw=1.1))
+        else:
+            hi = r["hi"]
+            ax.scatter([x], [math.sqrt(r["lo"] * hi)], marker="o", color=color, s=42, zorder=3)
+            if hi > r["lo"]:
+                ax.plot([x, x], [r["lo"], hi], color=color, lw=1.2)
+        offset = (-9, -17) if r["bound"] else (6, -6)
+        ax.annotate(f"lr {r['lr']:g}\nwd {r['wd']:g}", (x, r["lo"]), textcoords="offset points",
+                    xytext=offset, fontsize=6, color="#333333", linespacing=0.9)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    top = max(r["lo"] if r["bound"] else r["hi"] for r in sel)
+    bottom = min(r["lo"] for r in sel)
+    ax.set_ylim(bottom / 1.5, top * 2.0)
+    ax.set_xlabel("weight decay per step, lr x wd (log)")
+    ax.set_ylabel("step at which the run left the plateau (log)")
+    ax.set_title("40 tasks of Z_7^2, d 64, 2 blocks, batch 120: exit against lr x wd", fontsize=9)
+    ax.grid(True, which="major", color="#dddddd", lw=0.6)
+    from matplotlib.lines import Line2D
+
+    groups = sorted({lr_group(r["lr"]) for r in sel})
+    handles = [Line2D([], [], color=c, marker="o", ls="", label=l) for l, c in groups]
+    handles.append(Line2D([], [], color="#444444", marker="o", markerfacecolor="none", ls="",
+                          label="never left (lower bound)"))
+    ax.legend(handles=handles, fontsize=7, loc="upper left")
+    fig.tight_layout()
+    for ext in ("png", "svg"):
+        fig.savefig(f"{stem}.{ext}")
+    print(f"wrote {stem}.png and {stem}.svg")
+
+
 def main(argv):
     table = argv[1] if len(argv) > 1 else "docs/search/plateau.csv"
     stem = argv[2] if len(argv) > 2 else os.path.join(os.path.dirname(table), "plateau")
@@ -160,6 +213,7 @@ def main(argv):
             when = f"{r['lo']:,}-{r['hi']:,}"
         print(f"| {r['run']} | {r['round']} | {r['p']} | {r['n_id']} | {r['x']:.2f} | {r['lr']:g} | {when} | {r['how']} |")
     plot(runs, stem)
+    plot_decay(runs, stem + "_decay")
 
 
 if __name__ == "__main__":
