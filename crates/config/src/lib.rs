@@ -228,6 +228,9 @@ keys! {
     }
 }
 
+/// The smallest `eval.target_se` above 0: 0.25/0.002^2 = 62,500 sequences per set.
+pub const MIN_TARGET_SE: f64 = 0.002;
+
 /// Keys that only choose extra outputs: left out of [`Config::to_hashed_toml`].
 ///
 /// `train.eval_early` adds evaluations only: they read the weights, never change them, and are
@@ -425,6 +428,29 @@ impl Config {
             ));
         }
         let c = &self.curriculum;
+        for (key, stages) in [
+            ("curriculum.tasks", &c.tasks),
+            ("curriculum.examples", &c.examples),
+        ] {
+            if let Some(last) = stages.0.last().filter(|l| l.from >= t.steps) {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("'{stages}'"),
+                    format!(
+                        "stages that start before train.steps = {} (the last starts at {})",
+                        t.steps, last.from
+                    ),
+                ));
+            }
+        }
+        let se = self.eval.target_se;
+        if se > 0.0 && se < MIN_TARGET_SE {
+            return Err(ConfigError::invalid(
+                "eval.target_se",
+                se,
+                format!("0 (off) or a standard error in {MIN_TARGET_SE}..=0.5 (at most 62,500 sequences per set)"),
+            ));
+        }
         if let Some(last) = c.examples.0.last() {
             if last.count != self.task.examples {
                 return Err(ConfigError::invalid(
@@ -583,15 +609,17 @@ impl Config {
         // so that a section whose keys are all left out (one added later, at its defaults)
         // leaves no trace either.
         let mut pending = String::new();
+        let mut blanks = 0;
         for line in self.to_toml().lines() {
             if let Some(s) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                // A header replaces one still waiting: that section had no hashed key.
                 section = s;
-                pending.push_str(line);
-                pending.push('\n');
+                pending = "\n".repeat(blanks) + line + "\n";
+                blanks = 0;
                 continue;
             }
             if line.is_empty() {
-                pending.push('\n');
+                blanks += 1;
                 continue;
             }
             let (key, value) = line.split_once(" = ").unwrap_or((line, ""));
@@ -603,6 +631,7 @@ impl Config {
                 out.push_str(line);
                 out.push('\n');
             }
+            blanks = 0;
         }
         out
     }
@@ -705,6 +734,15 @@ mod tests {
             err.contains("eval.target_se") && err.contains("0.6"),
             "{err}"
         );
+        // Too small a target would ask for billions of sequences: a one-line error.
+        c.apply_override("eval.target_se=1e-300").unwrap();
+        let err = c.check().unwrap_err().to_string();
+        assert!(
+            err.contains("eval.target_se") && err.contains("0.002"),
+            "{err}"
+        );
+        c.apply_override("eval.target_se=0.002").unwrap();
+        c.check().unwrap();
     }
 
     #[test]

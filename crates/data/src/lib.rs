@@ -270,13 +270,15 @@ impl Dataset {
                 )));
             }
         }
-        if c.mix_fraction > 0.0 && c.mix_tasks as usize > n_id {
-            return Err(ConfigError::invalid(
-                "curriculum.mix_tasks",
-                c.mix_tasks,
-                format!("at most the {n_id} pre-training tasks"),
-            )
-            .into());
+        // The mixture's tasks are the first ones, which every stage trains.
+        let first = stages.first().map_or(n_id, |s| s.count as usize);
+        if c.mix_fraction > 0.0 && c.mix_tasks as usize > first {
+            let why = if first < n_id {
+                format!("at most the {first} tasks of the first stage of curriculum.tasks")
+            } else {
+                format!("at most the {n_id} pre-training tasks")
+            };
+            return Err(ConfigError::invalid("curriculum.mix_tasks", c.mix_tasks, why).into());
         }
         let d = self.tasks.id.dim;
         self.curriculum = Curriculum {

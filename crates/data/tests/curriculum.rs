@@ -151,6 +151,32 @@ fn schedules_that_do_not_fit_the_tasks_are_one_line_errors() {
         "curriculum.mix_until=5",
     ]);
     assert!(e.contains("curriculum.mix_tasks") && e.contains("9"), "{e}");
+    let e = err(&[
+        "curriculum.tasks=2@0,8@10",
+        "curriculum.mix_fraction=0.2",
+        "curriculum.mix_tasks=4",
+        "curriculum.mix_until=5",
+    ]);
+    assert!(
+        e.contains("curriculum.mix_tasks") && e.contains("first stage"),
+        "{e}"
+    );
+    // A stage that starts at or after the last step would never be reached.
+    let e = Config::resolve(
+        None,
+        None,
+        &[
+            "train.steps=100".into(),
+            "train.warmup=10".into(),
+            "curriculum.tasks=2@0,8@100".into(),
+        ],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("curriculum.tasks") && e.contains("train.steps = 100"),
+        "{e}"
+    );
     for bad in ["8@5", "4@0,2@10", "4@0,8@0", "x", "4@0,8"] {
         let e = Config::resolve(None, None, &[format!("curriculum.tasks={bad}")])
             .unwrap_err()

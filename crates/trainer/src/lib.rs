@@ -111,10 +111,18 @@ pub fn gpu_precision(p: modicl_config::Precision) -> modicl_cuda::Precision {
     }
 }
 
-/// Whether a configuration's model and batch fit in the free memory of `info`, the GPU that
-/// `--device cuda` would use ([`modicl_cuda::CudaError::TooSmall`], naming both, if not): for
+/// Whether a configuration can run on the GPU `info` (no context-length curriculum there) and
+/// its model and batch fit in the free memory of `info`, the GPU that `--device cuda` would use ([`modicl_cuda::CudaError::TooSmall`], naming both, if not): for
 /// checking before a run directory is made. The trainer checks again when it starts.
 pub fn check_gpu_fits(cfg: &Config, info: &modicl_cuda::DeviceInfo) -> Result<(), TrainError> {
+    if cfg.curriculum.examples.is_on() {
+        return Err(ConfigError::invalid(
+            "curriculum.examples",
+            format!("'{}'", cfg.curriculum.examples),
+            "'' with --device cuda (the GPU model is built for one sequence length)",
+        )
+        .into());
+    }
     let seq = modicl_data::SequenceLayout {
         n_var: cfg.task.n_var as usize,
         examples: cfg.task.examples as usize,

@@ -228,7 +228,7 @@ pub struct CheckpointState {
 /// The best o.o.d.-test evaluation so far: the early-stopping point. The statistic that
 /// decides is `train.early_stop` ([`EarlyStop`]): last-shot accuracy then all-shot (the
 /// official), all-shot then last-shot, or loss (lowest) then last-shot; ties keep the earliest
-/// step. Kept as exact counts (and the loss as the f64 that `metrics.csv` holds, which JSON
+/// step. Kept as exact counts (and, for `loss`, the f64 that `metrics.csv` holds, which JSON
 /// round-trips exactly), so that a resumed run compares exactly what an uninterrupted one does.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Best {
@@ -237,7 +237,9 @@ pub struct Best {
     pub count_last: u64,
     pub correct: u64,
     pub count: u64,
-    /// The o.o.d.-test loss (absent from checkpoints written before it was recorded).
+    /// The o.o.d.-test loss, recorded when `train.early_stop = "loss"` and finite (absent
+    /// otherwise, and from checkpoints written before it was recorded). serde_json's
+    /// `float_roundtrip` reads it back to the same f64.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loss: Option<f64>,
 }

@@ -8,7 +8,7 @@ use std::fs;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use modicl_config::Config;
+use modicl_config::{Config, EarlyStop};
 use modicl_data::Dataset;
 use modicl_engine::{AdamW, Model, Shards};
 use serde::{Deserialize, Serialize};
@@ -668,7 +668,10 @@ impl Trainer {
             count_last: m.count_last,
             correct: m.correct,
             count: m.count,
-            loss: Some(m.loss),
+            // Recorded only when it decides (state.json of other runs keeps its bytes), and only
+            // finite (a non-finite loss never wins).
+            loss: (self.cfg.train.early_stop == EarlyStop::Loss && m.loss.is_finite())
+                .then_some(m.loss),
         };
         let better = match &self.best {
             None => candidate.count_last > 0,

@@ -524,3 +524,23 @@ fn early_evaluations_add_metrics_rows_and_change_nothing_else() {
     };
     assert_same(&files(&more), &files(&plain), " with early evaluations");
 }
+
+/// The best step's loss is recorded in state.json only when it decides: the checkpoints of a
+/// run at the default statistic keep the bytes they had before it could be chosen.
+#[test]
+fn state_json_records_the_loss_only_for_early_stopping_by_loss() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (by, recorded) in [("acc_last", false), ("loss", true)] {
+        let mut cfg = tiny();
+        cfg.apply_override(&format!("train.early_stop={by}"))
+            .unwrap();
+        let dir = tmp.path().join(by);
+        let mut t = Trainer::create(cfg, RunDir::new(&dir), false).unwrap();
+        t.run(&mut Quiet, &AtomicBool::new(false)).unwrap();
+        for ck in ["best_ood", "step_40"] {
+            let state =
+                fs::read_to_string(dir.join("checkpoints").join(ck).join("state.json")).unwrap();
+            assert_eq!(state.contains("\"loss\""), recorded, "{by} {ck}: {state}");
+        }
+    }
+}
