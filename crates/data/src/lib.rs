@@ -120,16 +120,12 @@ pub struct Dataset {
 /// context-length curriculum and a few-task mixture. Evaluation sets never change.
 #[derive(Clone, Debug, Default)]
 pub struct Curriculum {
-    /// For each stage of the task-count curriculum: its first step index and its tasks (a
-    /// prefix of the pre-training list). Empty: off.
-    stages: Vec<(u64, Vectors)>,
-    /// For each stage of the context-length curriculum: its first step index and its examples
-    /// per sequence. Empty: off.
-    examples: Vec<(u64, usize)>,
-    /// The mixture settings (fraction 0: off).
-    mix_fraction: f64,
-    mix_tasks: usize,
-    mix_until: u64,
+    /// The schedules, as configured (their lookups: [`Stages::at`](modicl_config::Stages::at),
+    /// [`CurriculumSection::mix_at`]).
+    section: CurriculumSection,
+    /// The tasks of each stage of the task-count curriculum, in stage order: prefixes of the
+    /// pre-training list.
+    prefixes: Vec<Vectors>,
 }
 
 impl Curriculum {
@@ -141,35 +137,31 @@ impl Curriculum {
 
     /// The examples per sequence of step index `index`, if a context-length curriculum is on.
     pub fn examples_at(&self, index: u64) -> Option<usize> {
-        self.examples
-            .iter()
-            .rev()
-            .find(|(from, _)| *from <= index)
-            .map(|&(_, k)| k)
+        self.section.examples.at(index).map(|s| s.count as usize)
     }
 
     /// Whether a context-length curriculum is on.
     pub fn varies_examples(&self) -> bool {
-        !self.examples.is_empty()
+        self.section.examples.is_on()
     }
 
     fn stage(&self, index: u64) -> Option<&Vectors> {
-        self.stages
+        let stage = self.section.tasks.at(index)?;
+        self.prefixes
             .iter()
-            .rev()
-            .find(|(from, _)| *from <= index)
-            .map(|(_, v)| v)
+            .find(|v| v.len() == stage.count as usize)
     }
 
     /// Sequences of a batch of `rows` that step index `index` relabels to the mixture's
     /// tasks: round(rows · fraction), the fraction falling linearly from `mix_fraction` at
     /// index 0 to 0 at `mix_until`.
     pub fn mixed_rows(&self, index: u64, rows: usize) -> usize {
-        if self.mix_fraction <= 0.0 || index >= self.mix_until {
-            return 0;
-        }
-        let f = self.mix_fraction * (1.0 - index as f64 / self.mix_until as f64);
-        (f * rows as f64).round() as usize
+        (self.section.mix_at(index) * rows as f64).round() as usize
+    }
+
+    /// How many of the first pre-training tasks the mixture's sequences go to.
+    fn mix_tasks(&self) -> usize {
+        self.section.mix_tasks as usize
     }
 }
 
@@ -282,26 +274,14 @@ impl Dataset {
         }
         let d = self.tasks.id.dim;
         self.curriculum = Curriculum {
-            stages: stages
+            section: c.clone(),
+            prefixes: stages
                 .iter()
-                .map(|s| {
-                    let n = s.count as usize;
-                    let tasks = Vectors {
-                        dim: d,
-                        data: self.tasks.id.data[..n * d].to_vec(),
-                    };
-                    (s.from, tasks)
+                .map(|s| Vectors {
+                    dim: d,
+                    data: self.tasks.id.data[..s.count as usize * d].to_vec(),
                 })
                 .collect(),
-            examples: c
-                .examples
-                .0
-                .iter()
-                .map(|s| (s.from, s.count as usize))
-                .collect(),
-            mix_fraction: c.mix_fraction,
-            mix_tasks: c.mix_tasks as usize,
-            mix_until: c.mix_until,
         };
         Ok(self)
     }
@@ -347,7 +327,7 @@ impl Dataset {
             &mut rng,
         );
         let mixed = self.curriculum.mixed_rows(step, out.rows);
-        let mix = self.curriculum.mix_tasks;
+        let mix = self.curriculum.mix_tasks();
         for i in 0..mixed {
             let r = i * out.rows / mixed;
             let t = i % mix;
