@@ -113,6 +113,7 @@ pub fn eval(a: &EvalArgs) -> anyhow::Result<()> {
         step: state.step,
         lr: f64::NAN,
         sets: sets.clone(),
+        added: Vec::new(),
     };
     rundir::write_atomic(
         &out.join("shots.csv"),

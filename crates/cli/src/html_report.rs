@@ -288,6 +288,28 @@ pub fn run_report(dir: &Path) -> anyhow::Result<PathBuf> {
         &run.plots().join("shots"),
         "Accuracy against shot at the last evaluation and the early-stopping step (plots/shots)",
     );
+    let stages: Vec<modicl_trainer::StageSummary> = summary
+        .as_ref()
+        .and_then(|s| serde_json::from_value(s["stages"].clone()).ok())
+        .unwrap_or_default();
+    if !stages.is_empty() {
+        page.h2("Tasks added by the curriculum");
+        page.p("Each stage of the task-count curriculum adds tasks to the training batches. Until they enter, they are tasks the model has never been trained on, on the training inputs: a free o.o.d. measurement. \"before\" is the last evaluation before they entered.");
+        page.raw(&format!(
+            "<pre>{}</pre>",
+            esc(&report::stages_table(&stages, cfg.task.p))
+        ));
+        if let (Ok(mut r), Ok(ds)) = (records, modicl_data::Dataset::for_run(&cfg)) {
+            let added = ds.curriculum.added();
+            if metrics::read_stages(&run.stages(), &mut r, &added, k).is_ok() {
+                let _ = report::stages(&r, &stages, cfg.task.p, &run.plots().join("stages"), &name);
+            }
+        }
+        page.figure(
+            &run.plots().join("stages"),
+            "Last-shot accuracy on the tasks each stage adds, against step (plots/stages)",
+        );
+    }
     page.h2("Checkpoints");
     match run.complete_checkpoints() {
         Ok(steps) => {

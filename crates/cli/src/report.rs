@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use modicl_plots::{line_charts, Corner, Panel, Series};
 use modicl_trainer::oracles::SetOracles;
-use modicl_trainer::{Metric, Record, SetMetrics, SetName};
+use modicl_trainer::{Metric, Record, SetMetrics, SetName, StageSummary};
 
 /// The palette colour of a set's lines.
 fn color(set: SetName) -> usize {
@@ -116,6 +116,106 @@ pub fn curves(
         ),
     ];
     // Two across: the legend takes the fourth cell.
+    Ok(line_charts(stem, title, &panels, 2)?)
+}
+
+/// The tasks each stage of a task-count curriculum adds, read at the last evaluation before they
+/// entered the training batches and at the end, as a table (`train`'s output, the run report).
+pub fn stages_table(stages: &[StageSummary], p: u32) -> String {
+    let chance = 1.0 / p as f64;
+    let mut out = format!(
+        "tasks added by the task-count curriculum, on the training inputs (chance 1/{p} = {chance:.4}; \
+         \"before\": the last evaluation before they entered the training batches):\n\
+         {:>5} {:>7} {:>5} | {:>11} {:>8} {:>6} {:>6} | {:>10} {:>8}\n",
+        "stage", "from", "tasks", "before step", "acc_last", "of_rm", "noise?", "last step", "acc_last"
+    );
+    let dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+    for s in stages {
+        let b = s.before.as_ref();
+        let _ = writeln!(
+            out,
+            "{:>5} {:>7} {:>5} | {:>11} {:>8} {:>6} {:>6} | {:>10} {:>8}",
+            s.stage,
+            s.from,
+            s.tasks,
+            dash(b.map(|b| b.step.to_string())),
+            dash(b.map(|b| format!("{:.4}", b.set.acc_last))),
+            dash(b.and_then(|b| b.set.rm_frac).map(|f| format!("{f:.2}"))),
+            dash(b.map(|b| if b.above_chance { "no" } else { "yes" }.into())),
+            dash(s.last.as_ref().map(|l| l.step.to_string())),
+            dash(s.last.as_ref().map(|l| format!("{:.4}", l.set.acc_last))),
+        );
+    }
+    out.push_str("noise?: whether acc_last is within sampling noise of chance (one evaluation)\n");
+    out
+}
+
+/// The last-shot accuracy on the tasks each stage of a task-count curriculum adds, against step,
+/// one panel per stage with the step they entered the training batches marked, and the
+/// o.o.d.-test last-shot accuracy beside them: `<stem>.png` and `<stem>.svg`.
+pub fn stages(
+    records: &[Record],
+    stages: &[StageSummary],
+    p: u32,
+    stem: &Path,
+    title: &str,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let panels: Vec<Panel> = stages
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let added = |metric: Metric| -> Vec<(f64, f64)> {
+                records
+                    .iter()
+                    .filter_map(|r| r.added.get(i).map(|m| (r.step as f64, m.get(metric))))
+                    .collect()
+            };
+            let ood = records
+                .iter()
+                .filter_map(|r| {
+                    r.set(SetName::OodTest)
+                        .map(|m| (r.step as f64, m.acc_last()))
+                })
+                .collect();
+            Panel {
+                title: format!("stage {}: the {} tasks it adds", s.stage, s.tasks),
+                x_label: "step".into(),
+                y_label: "accuracy".into(),
+                log_x: false,
+                y_range: Some((0.0, 1.0)),
+                series: vec![
+                    Series {
+                        label: "added tasks, last shot".into(),
+                        color: 4,
+                        dashed: false,
+                        points: added(Metric::AccLast),
+                    },
+                    Series {
+                        label: "added tasks, all shots".into(),
+                        color: 5,
+                        dashed: true,
+                        points: added(Metric::Acc),
+                    },
+                    Series {
+                        label: "ood_test, last shot".into(),
+                        color: color(SetName::OodTest),
+                        dashed: false,
+                        points: ood,
+                    },
+                ],
+                marker: Some((
+                    s.from as f64,
+                    format!("enter the batches (step {})", s.from),
+                )),
+                hline: Some((1.0 / p as f64, format!("chance 1/{p}"))),
+                dots: true,
+                legend: Corner::Below,
+            }
+        })
+        .collect();
+    if panels.is_empty() {
+        return Ok(Vec::new());
+    }
     Ok(line_charts(stem, title, &panels, 2)?)
 }
 

@@ -103,6 +103,12 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
             if let Some(b) = trainer.best_record() {
                 println!("{}", early_stopped(&trainer, b, &oracles));
             }
+            if !summary.stages.is_empty() {
+                println!(
+                    "{}",
+                    report::stages_table(&summary.stages, trainer.cfg.task.p)
+                );
+            }
             println!(
                 "{} steps in {:.1} s ({:.2} steps/s; {:.2} steps/s without evaluation and checkpoints)",
                 summary.steps_run, summary.wall_s, summary.steps_per_s, summary.train_only_steps_per_s
@@ -112,6 +118,7 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
                 &trainer.records,
                 trainer.best.as_ref().map(|b| b.step),
                 trainer.cfg.task.p,
+                &summary.stages,
             )?;
             let page = crate::html_report::run_report(&trainer.dir.root)?;
             println!("report: {}", page.display());
@@ -167,12 +174,14 @@ fn early_stopped(t: &Trainer, b: &Record, oracles: &SetOracles) -> String {
     )
 }
 
-/// Writes `plots/curves` and `plots/shots` (PNG and SVG) and prints their paths.
+/// Writes `plots/curves`, `plots/shots` and, with a task-count curriculum, `plots/stages` (PNG
+/// and SVG) and prints their paths.
 pub fn write_plots(
     dir: &RunDir,
     records: &[Record],
     best: Option<u64>,
     p: u32,
+    stages: &[modicl_trainer::StageSummary],
 ) -> anyhow::Result<()> {
     let name = dir.root.file_name().map_or_else(
         || dir.root.display().to_string(),
@@ -184,6 +193,13 @@ pub fn write_plots(
         best,
         p,
         &dir.plots().join("shots"),
+        &name,
+    )?);
+    paths.extend(report::stages(
+        records,
+        stages,
+        p,
+        &dir.plots().join("stages"),
         &name,
     )?);
     for p in paths {

@@ -280,6 +280,49 @@ fn train_eval_and_plot_write_what_they_say() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("already finished"));
 }
 
+/// A task-count curriculum: `train` prints the tasks each stage adds (read before they enter
+/// and at the end), draws them (plots/stages) and the report shows both, with the
+/// interventions named.
+#[test]
+fn a_task_count_curriculum_reports_the_tasks_each_stage_adds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let extra = ["--set", "curriculum.tasks=2@0,4@25,8@50"];
+    let o = run(tmp.path(), &train_args("c", "train.steps=75", &extra));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        out.contains("tasks added by the task-count curriculum"),
+        "{out}"
+    );
+    // One row per stage that adds tasks: stage, first step index, tasks added, and the
+    // evaluation before they entered.
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .filter(|l| l.contains(" | "))
+        .map(|l| l.split_whitespace().collect())
+        .filter(|f: &Vec<&str>| f[0].parse::<u32>().is_ok())
+        .collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    assert_eq!(rows[0][..5], ["1", "25", "2", "|", "25"]);
+    assert_eq!(rows[1][..5], ["2", "50", "4", "|", "50"]);
+    let dir = tmp.path().join("c");
+    for f in ["stages.csv", "plots/stages.png", "plots/stages.svg"] {
+        assert!(dir.join(f).is_file(), "{f}");
+    }
+    let summary: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["stages"][1]["before"]["step"], 50, "{summary}");
+    assert_eq!(summary["interventions"].as_array().unwrap().len(), 1);
+    let page = fs::read_to_string(dir.join("report.html")).unwrap();
+    for needle in [
+        "Training interventions",
+        "Tasks added by the curriculum",
+        "plots/stages",
+    ] {
+        assert!(page.contains(needle), "'{needle}' not in the report");
+    }
+}
+
 fn bad_input(dir: &Path, args: &[&str], needles: &[&str]) {
     common::assert_bad(&run(dir, args), args, needles);
 }

@@ -26,6 +26,9 @@ pub enum Domain {
     ModelInit = 7,
     /// Contexts and corruptions drawn by the probes (keyed by the probe's seed).
     Probe = 8,
+    /// The set of tasks that a task-count curriculum's stage adds (keyed by `data_seed`,
+    /// index = stage number).
+    StageSet = 9,
 }
 
 /// xoshiro256++.

@@ -163,6 +163,41 @@ impl Curriculum {
     fn mix_tasks(&self) -> usize {
         self.section.mix_tasks as usize
     }
+
+    /// The tasks each stage of the task-count curriculum adds to the one before (every stage
+    /// but the first), in stage order; empty when the curriculum is off.
+    pub fn added(&self) -> Vec<AddedTasks> {
+        let stages = &self.section.tasks.0;
+        stages
+            .windows(2)
+            .zip(self.prefixes.windows(2))
+            .enumerate()
+            .map(|(i, (s, v))| {
+                let (before, now) = (v[0].len() * v[0].dim, v[1].len() * v[1].dim);
+                AddedTasks {
+                    stage: i + 1,
+                    from: s[1].from,
+                    tasks: Vectors {
+                        dim: v[1].dim,
+                        data: v[1].data[before..now].to_vec(),
+                    },
+                }
+            })
+            .collect()
+    }
+}
+
+/// The tasks that one stage of a task-count curriculum adds: a free o.o.d. measurement until
+/// they enter the training batches.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AddedTasks {
+    /// The stage's number (0 is the first stage, which adds nothing, so this is at least 1).
+    pub stage: usize,
+    /// The first step index whose batch holds them (step `from` + 1 is the first step trained
+    /// on them; an evaluation at step `from` has never seen them).
+    pub from: u64,
+    /// The tasks, in list order.
+    pub tasks: Vectors,
 }
 
 impl Dataset {
@@ -355,6 +390,27 @@ impl Dataset {
             EvalSet::OodTrain => (&self.tasks.ood, &self.inputs.train),
             EvalSet::OodTest => (&self.tasks.ood, &self.inputs.test),
         }
+    }
+
+    /// The evaluation set of the tasks that a task-count curriculum's stage adds: `per_task`
+    /// sequences of each, on the training inputs (as the batches that will train them). A pure
+    /// function of `(data_seed, stage, per_task)`; uses the configured batch layout.
+    pub fn added_set(&self, added: &AddedTasks, per_task: usize) -> Batch {
+        let mut rng = Rng::stream(self.config.data_seed, Domain::StageSet, added.stage as u64);
+        let mut b = Batch::default();
+        batch::fill(
+            &mut b,
+            batch::Draw {
+                tasks: &added.tasks,
+                inputs: &self.inputs.train,
+                per_task,
+            },
+            self.space.p,
+            self.seq,
+            self.config.layout,
+            &mut rng,
+        );
+        b
     }
 
     /// A fixed evaluation set: `per_task` sequences of every task of the set, task-major, with

@@ -191,3 +191,44 @@ fn schedules_that_do_not_fit_the_tasks_are_one_line_errors() {
         .to_string();
     assert!(e.contains("curriculum.mix_until"), "{e}");
 }
+
+/// The sets of the tasks each stage adds: exactly the tasks the stage's prefix gains, every
+/// example on the training inputs, labels of the row's task, reproducible; none without the
+/// curriculum.
+#[test]
+fn each_stage_adds_its_own_tasks_as_a_set_on_the_training_inputs() {
+    let ds = Dataset::for_run(&config(&["curriculum.tasks=2@0,4@10,8@20"])).unwrap();
+    let added = ds.curriculum.added();
+    assert_eq!(added.len(), 2, "the first stage adds nothing");
+    let (d, n_var, p) = (ds.tasks.id.dim, ds.seq.n_var, ds.space.p);
+    let train: std::collections::BTreeSet<&[u32]> = (0..ds.inputs.train.len())
+        .map(|i| ds.inputs.train.get(i))
+        .collect();
+    for (a, (stage, from, lo, hi)) in added.iter().zip([(1, 10, 2, 4), (2, 20, 4, 8)]) {
+        assert_eq!((a.stage, a.from), (stage, from));
+        assert_eq!(
+            a.tasks.data,
+            ds.tasks.id.data[lo * d..hi * d],
+            "stage {stage}"
+        );
+        let b = ds.added_set(a, 3);
+        assert_eq!(b.rows, 3 * (hi - lo));
+        assert_eq!(b, ds.added_set(a, 3), "a pure function of its arguments");
+        for r in 0..b.rows {
+            let w = a.tasks.get(b.task[r] as usize);
+            for slot in b.row(r).chunks_exact(ds.seq.example_len()) {
+                assert!(train.contains(&slot[..n_var]), "a training input");
+                assert_eq!(slot[n_var], label(w, &slot[..n_var], p));
+            }
+        }
+    }
+    assert_ne!(
+        ds.added_set(&added[0], 3).tokens[..12],
+        ds.added_set(&added[1], 3).tokens[..12]
+    );
+    assert!(Dataset::for_run(&config(&[]))
+        .unwrap()
+        .curriculum
+        .added()
+        .is_empty());
+}

@@ -136,9 +136,13 @@ fn ratio(a: u64, b: u64) -> f64 {
     }
 }
 
-/// The four fixed evaluation sets of a dataset and the workspaces to run them.
+/// The four fixed evaluation sets of a dataset (and, for a run with a task-count curriculum,
+/// the sets of the tasks each stage adds) and the workspaces to run them.
 pub struct Evaluator {
-    sets: Vec<(EvalSet, Batch)>,
+    sets: Vec<(SetName, Batch)>,
+    /// The sets of [`Evaluator::with_added`], in stage order: tasks of the pre-training list on
+    /// the training inputs, so their metrics carry the name `id_train`.
+    added: Vec<(SetName, Batch)>,
     positions: Vec<usize>,
     shots: usize,
     /// Workspaces for chunks that do not fit the caller's, keyed by rows.
@@ -157,13 +161,30 @@ impl Evaluator {
         Evaluator::sized(ds, |e| cfg.per_task(ds.eval_parts(e).0.len()))
     }
 
+    /// Adds the sets of the tasks that each stage of the dataset's task-count curriculum adds
+    /// ([`Dataset::added_set`]), sized as `cfg` sizes a set of that many tasks; evaluated by
+    /// [`Evaluator::run_added`]. Nothing is added when the curriculum is off.
+    pub fn with_added(mut self, ds: &Dataset, cfg: &EvalConfig) -> Evaluator {
+        self.added = ds
+            .curriculum
+            .added()
+            .iter()
+            .map(|a| {
+                let per_task = cfg.per_task(a.tasks.len());
+                (SetName::IdTrain, ds.added_set(a, per_task))
+            })
+            .collect();
+        self
+    }
+
     /// Builds the four sets with `per_task(set)` sequences per task.
     fn sized(ds: &Dataset, per_task: impl Fn(EvalSet) -> usize) -> Evaluator {
         Evaluator {
             sets: EvalSet::ALL
                 .iter()
-                .map(|&e| (e, ds.eval_set(e, per_task(e))))
+                .map(|&e| (SetName::from(e), ds.eval_set(e, per_task(e))))
                 .collect(),
+            added: Vec::new(),
             positions: ds.seq.target_positions().collect(),
             shots: ds.seq.examples,
             spare: HashMap::new(),
@@ -173,13 +194,33 @@ impl Evaluator {
     /// Evaluates `model` on the four sets, in chunks of `ws.batch()` rows (the last chunk of a
     /// set in workspaces of its own, built once). `ws` is overwritten.
     pub fn run(&mut self, model: &Model, ws: &mut Shards) -> Result<Vec<SetMetrics>, EngineError> {
+        self.host(false, model, ws)
+    }
+
+    /// As [`Evaluator::run`], on the sets of [`Evaluator::with_added`] (empty without them).
+    pub fn run_added(
+        &mut self,
+        model: &Model,
+        ws: &mut Shards,
+    ) -> Result<Vec<SetMetrics>, EngineError> {
+        self.host(true, model, ws)
+    }
+
+    fn host(
+        &mut self,
+        added: bool,
+        model: &Model,
+        ws: &mut Shards,
+    ) -> Result<Vec<SetMetrics>, EngineError> {
         let Evaluator {
             sets,
+            added: added_sets,
             positions,
             shots,
             spare,
         } = self;
         let chunk = ws.batch();
+        let sets = if added { added_sets } else { sets };
         by_chunks(sets, *shots, chunk, |b, tokens, rows, m, sum| {
             let w = if rows == chunk {
                 &mut *ws
@@ -201,32 +242,44 @@ impl Evaluator {
         &mut self,
         dev: &mut modicl_cuda::GpuModel,
     ) -> Result<Vec<SetMetrics>, modicl_cuda::CudaError> {
+        self.device(false, dev)
+    }
+
+    /// As [`Evaluator::run_added`], on the GPU.
+    pub fn run_added_gpu(
+        &mut self,
+        dev: &mut modicl_cuda::GpuModel,
+    ) -> Result<Vec<SetMetrics>, modicl_cuda::CudaError> {
+        self.device(true, dev)
+    }
+
+    fn device(
+        &mut self,
+        added: bool,
+        dev: &mut modicl_cuda::GpuModel,
+    ) -> Result<Vec<SetMetrics>, modicl_cuda::CudaError> {
         let positions = &self.positions;
-        by_chunks(
-            &self.sets,
-            self.shots,
-            dev.batch(),
-            |b, tokens, rows, m, sum| {
-                dev.forward(tokens, b.seq_len, positions)?;
-                let (correct, loss) = dev.shot_counts(positions.len())?;
-                m.add_counts(&correct, &loss, rows as u64, sum);
-                Ok(())
-            },
-        )
+        let sets = if added { &self.added } else { &self.sets };
+        by_chunks(sets, self.shots, dev.batch(), |b, tokens, rows, m, sum| {
+            dev.forward(tokens, b.seq_len, positions)?;
+            let (correct, loss) = dev.shot_counts(positions.len())?;
+            m.add_counts(&correct, &loss, rows as u64, sum);
+            Ok(())
+        })
     }
 }
 
 /// The metrics of each set, from `eval` called on its sequences in chunks of at most `chunk`:
 /// (set's batch, the chunk's tokens, its sequences, the set's metrics, its loss sum).
 fn by_chunks<E>(
-    sets: &[(EvalSet, Batch)],
+    sets: &[(SetName, Batch)],
     shots: usize,
     chunk: usize,
     mut eval: impl FnMut(&Batch, &[u32], usize, &mut SetMetrics, &mut f64) -> Result<(), E>,
 ) -> Result<Vec<SetMetrics>, E> {
     let mut out = Vec::with_capacity(sets.len());
     for (set, b) in sets {
-        let mut m = SetMetrics::new(SetName::from(*set), shots);
+        let mut m = SetMetrics::new(*set, shots);
         let mut sum = 0.0;
         let mut r0 = 0;
         while r0 < b.rows {

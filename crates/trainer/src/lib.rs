@@ -31,7 +31,7 @@ pub use eval::{Evaluator, SetMetrics};
 pub use metrics::Record;
 pub use names::{Checkpoint, Metric, SetName, UnknownName};
 pub use rundir::RunDir;
-pub use train::{Device, Observer, Outcome, Skipped, Summary, Trainer};
+pub use train::{Device, Observer, Outcome, Skipped, StageReading, StageSummary, Summary, Trainer};
 
 /// Everything that can stop a run.
 #[derive(Debug, thiserror::Error)]

@@ -1,8 +1,11 @@
-//! The metrics tables of a run: `metrics.csv` (one row per evaluation step and set) and
-//! `shots.csv` (accuracy per shot), written in full and atomically at every evaluation, and
-//! read back exactly (floats are written in their shortest round-trip form, Rust's `{}`).
+//! The metrics tables of a run: `metrics.csv` (one row per evaluation step and set),
+//! `shots.csv` (accuracy per shot) and, with a task-count curriculum, `stages.csv` (the tasks
+//! each stage adds), written in full and atomically at every evaluation, and read back exactly
+//! (floats are written in their shortest round-trip form, Rust's `{}`).
 
 use std::path::Path;
+
+use modicl_data::AddedTasks;
 
 use crate::eval::SetMetrics;
 use crate::names::SetName;
@@ -13,6 +16,10 @@ pub const METRICS_HEADER: &str =
     "step,set,lr,loss,acc,acc_last,correct,count,correct_last,count_last";
 /// Column header of `shots.csv`.
 pub const SHOTS_HEADER: &str = "step,set,shot,acc,correct,count";
+/// Column header of `stages.csv`: the metrics of the tasks that stage `stage` of a task-count
+/// curriculum adds (`tasks` of them, trained from step index `from`), on the training inputs.
+pub const STAGES_HEADER: &str =
+    "step,stage,from,tasks,loss,acc,acc_last,correct,count,correct_last,count_last";
 
 /// Every set measured at one evaluation step: the training batch first, then the four sets.
 #[derive(Clone, Debug, PartialEq)]
@@ -21,6 +28,9 @@ pub struct Record {
     /// Learning rate of this step's update.
     pub lr: f64,
     pub sets: Vec<SetMetrics>,
+    /// The sets of the tasks each stage of a task-count curriculum adds, in stage order
+    /// (`stages.csv`; empty without the curriculum).
+    pub added: Vec<SetMetrics>,
 }
 
 impl Record {
@@ -61,6 +71,78 @@ pub fn metrics_csv(records: &[Record]) -> String {
         }
         Ok(())
     })
+}
+
+/// `stages.csv` for these records, whose `added` sets are those of `stages` in order.
+pub fn stages_csv(records: &[Record], stages: &[AddedTasks]) -> String {
+    table(STAGES_HEADER, |w| {
+        for r in records {
+            for (m, a) in r.added.iter().zip(stages) {
+                w.write_record([
+                    r.step.to_string(),
+                    a.stage.to_string(),
+                    a.from.to_string(),
+                    a.tasks.len().to_string(),
+                    m.loss.to_string(),
+                    m.acc().to_string(),
+                    m.acc_last().to_string(),
+                    m.correct.to_string(),
+                    m.count.to_string(),
+                    m.correct_last.to_string(),
+                    m.count_last.to_string(),
+                ])?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Reads `stages.csv` (at `path`) into the `added` sets of `records`, for the stages of
+/// `stages`: every row must be one of those stages at a step of `records`, in order; rows past
+/// the last record are ignored (a killed process wrote them after its last checkpoint). Per-shot
+/// counts are not kept in `stages.csv`, so the sets read back have only their totals and last
+/// shot (as many shots as `k`, the earlier ones empty).
+pub fn read_stages(
+    path: &Path,
+    records: &mut [Record],
+    stages: &[AddedTasks],
+    k: usize,
+) -> Result<(), TrainError> {
+    let text = crate::rundir::read_text(path)?;
+    let until = records.last().map_or(0, |r| r.step);
+    let why = "malformed row, or a row of a stage or step the run does not have";
+    for (line, f) in rows(path, &text, STAGES_HEADER, why)? {
+        let bad = || corrupt(path, line, why);
+        let int = |i: usize| f[i].parse::<u64>().map_err(|_| bad());
+        let step = int(0)?;
+        if step > until {
+            continue;
+        }
+        let r = records
+            .iter_mut()
+            .find(|r| r.step == step)
+            .ok_or_else(bad)?;
+        let a = stages.get(r.added.len()).ok_or_else(bad)?;
+        if (int(1)?, int(2)?, int(3)?) != (a.stage as u64, a.from, a.tasks.len() as u64) {
+            return Err(bad());
+        }
+        let (correct_last, count_last) = (int(9)?, int(10)?);
+        let mut shot_correct = vec![0; k];
+        let mut shot_count = vec![0; k];
+        shot_correct[k - 1] = correct_last;
+        shot_count[k - 1] = count_last;
+        r.added.push(SetMetrics {
+            set: SetName::IdTrain,
+            loss: f[4].parse().map_err(|_| bad())?,
+            correct: int(7)?,
+            count: int(8)?,
+            correct_last,
+            count_last,
+            shot_correct,
+            shot_count,
+        });
+    }
+    Ok(())
 }
 
 /// `shots.csv` for these records.
@@ -151,6 +233,7 @@ pub fn read(metrics: &Path, shots: &Path, until: u64, k: usize) -> Result<Vec<Re
                 step,
                 lr: float(2)?,
                 sets: vec![m],
+                added: Vec::new(),
             }),
         }
     }
@@ -232,11 +315,13 @@ mod tests {
                     ),
                     set(SetName::OodTest, 0.1 + 0.2, &[(2, 3), (1, 3)]),
                 ],
+                added: Vec::new(),
             },
             Record {
                 step: 10,
                 lr: 0.005,
                 sets: vec![set(SetName::IdTrain, f64::NAN, &[(0, 0), (3, 3)])],
+                added: Vec::new(),
             },
         ]
     }
@@ -286,5 +371,63 @@ mod tests {
         std::fs::write(&m, format!("{METRICS_HEADER}\n1,id_test,0.1\n")).unwrap();
         let e = read(&m, &s, u64::MAX, 2).unwrap_err().to_string();
         assert!(e.contains("line 2: malformed row"), "{e}");
+    }
+
+    /// `stages.csv`: written as documented, read back into the records it belongs to, and
+    /// refused when a row names another stage, another stage's start or a step the run lacks.
+    #[test]
+    fn the_stages_table_is_written_and_read_back() {
+        let v = |data: Vec<u32>| modicl_data::Vectors { dim: 2, data };
+        let stages = [
+            AddedTasks {
+                stage: 1,
+                from: 10,
+                tasks: v(vec![1, 2, 3, 4]),
+            },
+            AddedTasks {
+                stage: 2,
+                from: 20,
+                tasks: v(vec![5, 6]),
+            },
+        ];
+        let mut r = records();
+        r[0].added = vec![
+            set(SetName::IdTrain, 1.5, &[(0, 0), (1, 4)]),
+            set(SetName::IdTrain, 0.25, &[(0, 0), (2, 2)]),
+        ];
+        r[1].added = vec![
+            set(SetName::IdTrain, 0.5, &[(0, 0), (3, 4)]),
+            set(SetName::IdTrain, 2.0, &[(0, 0), (0, 2)]),
+        ];
+        let text = stages_csv(&r, &stages);
+        assert_eq!(
+            text,
+            "step,stage,from,tasks,loss,acc,acc_last,correct,count,correct_last,count_last\n\
+             1,1,10,2,1.5,0.25,0.25,1,4,1,4\n\
+             1,2,20,1,0.25,1,1,2,2,2,2\n\
+             10,1,10,2,0.5,0.75,0.75,3,4,3,4\n\
+             10,2,20,1,2,0,0,0,2,0,2\n"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stages.csv");
+        std::fs::write(&path, &text).unwrap();
+        let mut back = records();
+        read_stages(&path, &mut back, &stages, 2).unwrap();
+        // (The records' own sets hold a NaN loss: compare what was read.)
+        assert_eq!(back[0].added, r[0].added);
+        assert_eq!(back[1].added, r[1].added);
+        // Rows past the last record are ignored, as in metrics.csv.
+        let mut first = records()[..1].to_vec();
+        read_stages(&path, &mut first, &stages, 2).unwrap();
+        assert_eq!(first[0].added, r[0].added);
+        for bad in [
+            text.replace("1,2,20,1,0.25", "1,2,21,1,0.25"),
+            text.replace("10,2,20,1,2,0", "10,3,20,1,2,0"),
+            text.replace("\n10,1,10", "\n5,1,10"),
+        ] {
+            std::fs::write(&path, &bad).unwrap();
+            let e = read_stages(&path, &mut records(), &stages, 2).unwrap_err();
+            assert!(e.to_string().contains("stages.csv"), "{e}");
+        }
     }
 }

@@ -59,6 +59,10 @@ impl RunDir {
     pub fn shots(&self) -> PathBuf {
         self.root.join("shots.csv")
     }
+    /// The metrics of the tasks a task-count curriculum's stages add (absent without one).
+    pub fn stages(&self) -> PathBuf {
+        self.root.join("stages.csv")
+    }
     pub fn summary(&self) -> PathBuf {
         self.root.join("summary.json")
     }

@@ -164,6 +164,70 @@ impl StepSummary {
     }
 }
 
+/// The tasks that one stage of a task-count curriculum adds, as `summary.json` reports them:
+/// read at the last evaluation before they entered the training batches (a free o.o.d.
+/// measurement: are new tasks solved before they are trained?) and at the end.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StageSummary {
+    /// The stage's number (from 1: the first stage adds nothing).
+    pub stage: usize,
+    /// The first step index whose batch holds them.
+    pub from: u64,
+    /// How many tasks the stage adds.
+    pub tasks: usize,
+    /// The last evaluation at or before step `from` (none when the run evaluated nothing
+    /// before then), on the training inputs.
+    pub before: Option<StageReading>,
+    /// The last evaluation of the run.
+    pub last: Option<StageReading>,
+}
+
+/// One evaluation of the tasks a stage adds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StageReading {
+    pub step: u64,
+    #[serde(flatten)]
+    pub set: SetSummary,
+    /// Whether the last-shot accuracy is above chance by more than the sampling noise of one
+    /// evaluation ([`crate::eval::within_chance_noise`] with one evaluation).
+    pub above_chance: bool,
+}
+
+impl StageSummary {
+    /// The summaries of the stages of `ds`'s task-count curriculum in `records`.
+    pub fn of(ds: &Dataset, records: &[Record], reading: &Reading) -> Vec<StageSummary> {
+        let at = |r: &Record, i: usize| {
+            r.added.get(i).map(|m| StageReading {
+                step: r.step,
+                set: SetSummary::of(m, reading.oracles.train),
+                above_chance: !crate::eval::within_chance_noise(
+                    m.acc_last(),
+                    m.count_last,
+                    reading.chance,
+                    1,
+                )
+                .0,
+            })
+        };
+        ds.curriculum
+            .added()
+            .iter()
+            .enumerate()
+            .map(|(i, a)| StageSummary {
+                stage: a.stage,
+                from: a.from,
+                tasks: a.tasks.len(),
+                before: records
+                    .iter()
+                    .rev()
+                    .find(|r| r.step <= a.from)
+                    .and_then(|r| at(r, i)),
+                last: records.last().and_then(|r| at(r, i)),
+            })
+            .collect()
+    }
+}
+
 /// `summary.json`: the final metrics and the early-stopped ones (the best o.o.d.-test step).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
@@ -193,6 +257,9 @@ pub struct Summary {
     /// The training interventions that were on ([`Config::interventions`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub interventions: Vec<String>,
+    /// The tasks each stage of a task-count curriculum adds ([`StageSummary`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<StageSummary>,
 }
 
 /// A checkpoint that [`Trainer::resume`] could not use: why, and where it was moved.
@@ -332,11 +399,15 @@ impl Trainer {
                 (model, opt, 0, None)
             }
         };
-        let records = if dir.metrics().is_file() {
+        let mut records = if dir.metrics().is_file() {
             metrics::read(&dir.metrics(), &dir.shots(), step, ds.seq.examples)?
         } else {
             Vec::new()
         };
+        let added = ds.curriculum.added();
+        if !added.is_empty() && dir.stages().is_file() {
+            metrics::read_stages(&dir.stages(), &mut records, &added, ds.seq.examples)?;
+        }
         let mut t = Trainer::assemble(cfg, dir, ds, model, opt, records, best, step);
         t.skipped = skipped;
         t.write_metrics()?;
@@ -405,7 +476,8 @@ impl Trainer {
         let positions: Vec<usize> = self.ds.seq.target_positions().collect();
         let (seq_len, shots) = (self.ds.seq.seq_len(), self.ds.seq.examples);
         let input_len = self.ds.seq.input_len();
-        let mut evaluator = Evaluator::for_config(&self.ds, &self.cfg.eval);
+        let mut evaluator =
+            Evaluator::for_config(&self.ds, &self.cfg.eval).with_added(&self.ds, &self.cfg.eval);
         let mut batch = self.ds.train_batch(0);
         let precision = self.cfg.train.precision;
         precision.check_device(self.device == Device::Cuda)?;
@@ -515,13 +587,13 @@ impl Trainer {
             if self.evaluates(s) {
                 // Training-batch metrics come from this step's forward pass (pre-update
                 // weights), as the official code's; the four sets see the updated weights.
-                let sets = match &mut backend {
+                let (sets, added) = match &mut backend {
                     Backend::Gpu(g) => {
                         let (correct, loss) = g.target_stats().map_err(failed(s))?;
                         let name = SetName::TrainBatch;
                         let mut sets = vec![SetMetrics::from_targets(name, shots, &correct, &loss)];
                         sets.extend(evaluator.run_gpu(g).map_err(failed(s))?);
-                        sets
+                        (sets, evaluator.run_added_gpu(g).map_err(failed(s))?)
                     }
                     Backend::Host { shards, short, .. } => {
                         // A shorter stage's batch has k_s shots; the shots past it have no
@@ -531,10 +603,15 @@ impl Trainer {
                         let batch_metrics = SetMetrics::from_shards(name, k_s, ws).padded(shots);
                         let mut sets = vec![batch_metrics];
                         sets.extend(evaluator.run(&self.model, shards)?);
-                        sets
+                        (sets, evaluator.run_added(&self.model, shards)?)
                     }
                 };
-                let record = Record { step: s, lr, sets };
+                let record = Record {
+                    step: s,
+                    lr,
+                    sets,
+                    added,
+                };
                 self.records.push(record);
                 self.write_metrics()?;
                 if self.is_eval_step(s) {
@@ -585,6 +662,7 @@ impl Trainer {
             },
             early_stop: self.cfg.train.early_stop.as_str().into(),
             interventions: self.cfg.interventions(),
+            stages: StageSummary::of(&self.ds, &self.records, &reading),
         };
         let json = serde_json::to_string_pretty(&summary).expect("summary serialises") + "\n";
         rundir::write_atomic(&self.dir.summary(), json.as_bytes())?;
@@ -697,6 +775,13 @@ impl Trainer {
             &self.dir.shots(),
             metrics::shots_csv(&self.records).as_bytes(),
         )?;
+        let added = self.ds.curriculum.added();
+        if !added.is_empty() {
+            rundir::write_atomic(
+                &self.dir.stages(),
+                metrics::stages_csv(&self.records, &added).as_bytes(),
+            )?;
+        }
         if self.cfg.train.tensorboard {
             rundir::write_atomic(
                 &self.dir.root.join("tb").join(crate::tensorboard::FILE),

@@ -23,8 +23,11 @@ fn the_device_evaluator_counts_as_the_host_one() {
     if !gpu_or_skip() {
         return;
     }
-    let cfg = tiny();
-    let ds = Dataset::build(&cfg.task).unwrap();
+    let mut cfg = tiny();
+    // With the sets of the tasks a task-count curriculum's stages add.
+    cfg.apply_override("curriculum.tasks=2@0,4@10,8@20")
+        .unwrap();
+    let ds = Dataset::for_run(&cfg).unwrap();
     let model = Model::new(model_config(&cfg), 4).unwrap();
     let t = ds.seq.input_len();
     // A device batch smaller than the sets, so chunks and a short last chunk are exercised.
@@ -38,9 +41,12 @@ fn the_device_evaluator_counts_as_the_host_one() {
     )
     .unwrap();
     let mut ws = Shards::new(&model.cfg, 5, t);
-    let mut ev = Evaluator::new(&ds, 3);
-    let host = ev.run(&model, &mut ws).unwrap();
-    let device = ev.run_gpu(&mut dev).unwrap();
+    let mut ev = Evaluator::new(&ds, 3).with_added(&ds, &cfg.eval);
+    let mut host = ev.run(&model, &mut ws).unwrap();
+    let mut device = ev.run_gpu(&mut dev).unwrap();
+    host.extend(ev.run_added(&model, &mut ws).unwrap());
+    device.extend(ev.run_added_gpu(&mut dev).unwrap());
+    assert_eq!((host.len(), device.len()), (6, 6));
     for (h, d) in host.iter().zip(&device) {
         assert_eq!(h.shot_count, d.shot_count, "{:?}", h.set);
         let diff: u64 = h

@@ -37,6 +37,9 @@ fn outputs(dir: &Path) -> Vec<(String, Vec<u8>)> {
         "config.toml".to_string(),
         "checkpoints/best_ood/model.safetensors".to_string(),
     ];
+    if dir.join("stages.csv").is_file() {
+        files.push("stages.csv".to_string());
+    }
     let mut steps: Vec<String> = fs::read_dir(dir.join("checkpoints"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -110,6 +113,29 @@ fn interventions_resume_byte_identically_mid_schedule() {
     plain.apply_override("curriculum.mix_fraction=0").unwrap();
     let on = uninterrupted_of(tmp.path(), cfg);
     let off = uninterrupted_of(&tmp.path().join("off"), plain);
+    // The tasks each stage adds are evaluated at every evaluation, two stages adding tasks.
+    let text = |o: &[(String, Vec<u8>)], f: &str| {
+        o.iter()
+            .find(|x| x.0 == f)
+            .map(|x| String::from_utf8(x.1.clone()).unwrap())
+    };
+    let steps = |t: &str| -> Vec<String> {
+        t.lines()
+            .skip(1)
+            .map(|l| l.split(',').next().unwrap().to_string())
+            .collect()
+    };
+    let st = text(&on, "stages.csv").expect("stages.csv is written with a task-count curriculum");
+    let mut evals = steps(&text(&on, "metrics.csv").unwrap());
+    evals.dedup();
+    let want: Vec<String> = evals.iter().flat_map(|s| [s.clone(), s.clone()]).collect();
+    assert_eq!(steps(&st), want);
+    assert!(
+        st.contains("\n10,1,10,2,") && st.contains("\n20,2,20,4,"),
+        "{st}"
+    );
+    let stages = |o: &[(String, Vec<u8>)]| text(o, "stages.csv");
+    assert_eq!(stages(&off), None, "no stages.csv without one");
     let last = |o: &[(String, Vec<u8>)]| {
         o.iter()
             .find(|f| f.0 == "checkpoints/step_40/model.safetensors")
@@ -543,4 +569,44 @@ fn state_json_records_the_loss_only_for_early_stopping_by_loss() {
             assert_eq!(state.contains("\"loss\""), recorded, "{by} {ck}: {state}");
         }
     }
+}
+
+/// `summary.json` reads the tasks each stage adds at the last evaluation before they entered
+/// the batches (step 10 for tasks entering at step index 12: no evaluation at 12) and at the
+/// end, with the counts of `stages.csv`.
+#[test]
+fn the_summary_reads_added_tasks_before_they_enter() {
+    let mut cfg = tiny();
+    cfg.apply_override("curriculum.tasks=2@0,4@12,8@20")
+        .unwrap();
+    cfg.check().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut t = Trainer::create(cfg, RunDir::new(tmp.path()), false).unwrap();
+    let Outcome::Finished(s) = t.run(&mut Quiet, &AtomicBool::new(false)).unwrap() else {
+        panic!("not finished");
+    };
+    let got: Vec<_> = s
+        .stages
+        .iter()
+        .map(|s| (s.stage, s.from, s.tasks, s.before.as_ref().unwrap().step))
+        .collect();
+    assert_eq!(got, [(1, 12, 2, 10), (2, 20, 4, 20)]);
+    let text = fs::read_to_string(tmp.path().join("stages.csv")).unwrap();
+    for st in &s.stages {
+        for r in [st.before.as_ref().unwrap(), st.last.as_ref().unwrap()] {
+            let row = format!("\n{},{},{},{},", r.step, st.stage, st.from, st.tasks);
+            let line = text[text.find(&row).expect(&row) + 1..]
+                .lines()
+                .next()
+                .unwrap();
+            let f: Vec<&str> = line.split(',').collect();
+            assert_eq!(f[6].parse::<f64>().unwrap(), r.set.acc_last, "{line}");
+            assert_eq!(f[10].parse::<u64>().unwrap(), r.set.count_last, "{line}");
+        }
+        assert_eq!(st.last.as_ref().unwrap().step, 40);
+    }
+    // summary.json holds them, and reads back.
+    let json = fs::read_to_string(tmp.path().join("summary.json")).unwrap();
+    let back: modicl_trainer::Summary = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.stages, s.stages);
 }
