@@ -321,6 +321,24 @@ fn a_task_count_curriculum_reports_the_tasks_each_stage_adds() {
     ] {
         assert!(page.contains(needle), "'{needle}' not in the report");
     }
+    // verify reads stages.csv back, and finds a row that names another stage's start.
+    let o = run(tmp.path(), &["verify", "c"]);
+    let v = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success() && v.contains("stages.csv"), "{v}");
+    let st = fs::read_to_string(dir.join("stages.csv")).unwrap();
+    fs::write(
+        dir.join("stages.csv"),
+        st.replacen(",2,50,4,", ",2,51,4,", 1),
+    )
+    .unwrap();
+    let o = run(tmp.path(), &["verify", "c"]);
+    let v = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{v}");
+    assert!(
+        v.lines()
+            .any(|l| l.contains("BAD") && l.contains("stages.csv")),
+        "{v}"
+    );
 }
 
 fn bad_input(dir: &Path, args: &[&str], needles: &[&str]) {

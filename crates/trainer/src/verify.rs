@@ -115,6 +115,19 @@ pub fn verify_run(dir: &RunDir) -> Result<RunReport, TrainError> {
             Err(e) => push("metrics.csv, shots.csv", Status::Bad(e.to_string())),
         }
     }
+    if dir.stages().is_file() {
+        let read = modicl_data::Dataset::for_run(&cfg)
+            .map_err(TrainError::from)
+            .and_then(|ds| {
+                let mut r = metrics::read(&dir.metrics(), &dir.shots(), u64::MAX, k)?;
+                metrics::read_stages(&dir.stages(), &mut r, &ds.curriculum.added(), k)?;
+                Ok(r.iter().map(|r| r.added.len()).sum::<usize>())
+            });
+        match read {
+            Ok(n) => push("stages.csv", Status::Intact(format!("{n} rows"))),
+            Err(e) => push("stages.csv", Status::Bad(e.to_string())),
+        }
+    }
     if dir.summary().is_file() {
         let parsed = rundir::read_text(&dir.summary()).and_then(|t| {
             serde_json::from_str::<Summary>(&t).map_err(|e| TrainError::Corrupt {
