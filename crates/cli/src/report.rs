@@ -42,7 +42,12 @@ pub fn table(sets: &[SetMetrics], oracles: Option<&SetOracles>) -> String {
             let _ = write!(out, " {:>w$.4}", m.get(metric));
         }
         let _ = write!(out, " {:>10}", m.count);
-        if let Some(o) = oracles {
+        // A training batch of a context-length curriculum's shorter stage ends before the
+        // last shot: the full-length oracles do not apply to it.
+        let short = m.shot_count.last() == Some(&0) && m.count_last > 0;
+        if let (Some(_), true) = (oracles, short) {
+            let _ = write!(out, " {:>8} {:>6} {:>8} {:>6}", "-", "-", "-", "-");
+        } else if let Some(o) = oracles {
             let o = o.get(m.set);
             let acc = m.acc_last();
             let _ = write!(

@@ -66,9 +66,23 @@ pub struct SetSummary {
 }
 
 impl SetSummary {
-    /// The summary of `m`, read against the oracles of its inputs.
+    /// The summary of `m`, read against the oracles of its inputs (at the last shot of the full
+    /// sequence length: a training batch of a context-length curriculum's shorter stage, whose
+    /// own last shot comes earlier, gets no oracle fields rather than wrong ones).
     pub fn of(m: &SetMetrics, o: Oracles) -> SetSummary {
         let acc_last = m.acc_last();
+        if m.shot_count.last() == Some(&0) && m.count_last > 0 {
+            return SetSummary {
+                loss: m.loss,
+                acc: m.acc(),
+                acc_last,
+                count_last: m.count_last,
+                rm_last: None,
+                mr_last: None,
+                rm_frac: None,
+                mr_frac: None,
+            };
+        }
         SetSummary {
             loss: m.loss,
             acc: m.acc(),
@@ -842,5 +856,33 @@ fn gpu_failed(dir: &RunDir, step: u64, source: modicl_cuda::CudaError) -> TrainE
         step,
         source,
         last: newest_checkpoint(dir),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A training batch of a context-length curriculum's shorter stage (padded to k shots) has
+    /// its own last shot, where the full-length oracles do not apply: no oracle fields.
+    #[test]
+    fn a_shorter_stage_batch_gets_no_oracle_reading() {
+        let o = Oracles { rm: 0.5, mr: 0.8 };
+        let full = SetMetrics::from_targets(
+            SetName::TrainBatch,
+            2,
+            &[true, true, false, true],
+            &[0.5; 4],
+        );
+        let s = SetSummary::of(&full, o);
+        assert_eq!((s.rm_last, s.rm_frac), (Some(0.5), Some(2.0)));
+        let short =
+            SetMetrics::from_targets(SetName::TrainBatch, 1, &[true, false], &[0.5; 2]).padded(2);
+        let s = SetSummary::of(&short, o);
+        assert_eq!((s.acc_last, s.count_last), (0.5, 2));
+        assert_eq!(
+            (s.rm_last, s.mr_last, s.rm_frac, s.mr_frac),
+            (None, None, None, None)
+        );
     }
 }
