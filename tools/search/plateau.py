@@ -61,6 +61,7 @@ def load(table):
             "lr": float(r["lr"]),
             "wd": float(r["wd"]),
             "same_model": (r["d_model"], r["layers"], r["examples"], r["batch"]) == ("64", "2", "16", "120"),
+            "cpu_model": (r["d_model"], r["layers"], r["examples"]) == ("64", "2", "16"),
             "x": int(r["n_id"]) / p,
         }
         if r["metrics"]:
@@ -198,6 +199,42 @@ def plot_decay(runs, stem):
     print(f"wrote {stem}.png and {stem}.svg")
 
 
+# Where the paper's own runs sit: 256 and 512 tasks of issue 28's E1, and the paper's 384.
+TARGETS = {"E1, 256 tasks of Z_29^2": 256 / 29, "paper d 4, 384 tasks": 384 / 29,
+           "paper d 2 / E1, 512 tasks": 512 / 29}
+
+
+def fit(runs):
+    """Least squares of ln(exit step) on n_id / p over the p = 7 runs of the cpu model (d 64,
+    2 blocks, k 16) at lr 5e-3 to 1e-2 that left the plateau from 2 tasks per example on (below
+    that every run leaves at once; other primes and learning rates have too few exits to fit):
+    the law's slope, and where it puts the paper's settings. Lower bounds are checked against
+    the fit, not fitted: where they exceed it, the extrapolation is a floor."""
+    lines = []
+    for group in ("lr 5e-3 to 1e-2",):
+        sel = [r for r in runs if r["cpu_model"] and lr_group(r["lr"])[0] == group and r["x"] >= 2
+               and r["p"] == 7]
+        pts = [(r["x"], math.log(math.sqrt(max(r["lo"], 1) * max(r["hi"], 1))))
+               for r in sel if not r["bound"]]
+        if len({x for x, _ in pts}) < 2:
+            continue
+        n = len(pts)
+        mx = sum(x for x, _ in pts) / n
+        my = sum(y for _, y in pts) / n
+        b = sum((x - mx) * (y - my) for x, y in pts) / sum((x - mx) ** 2 for x, _ in pts)
+        a = my - b * mx
+        at = lambda x: math.exp(a + b * x)
+        lines.append(f"p = 7, {group}: ln(exit) = {a:.2f} + {b:.2f} x (n_id / p) over {n} runs at x = "
+                     f"{min(x for x, _ in pts):.2f}-{max(x for x, _ in pts):.2f}: x {math.exp(b):.1f} "
+                     "per task per example")
+        for r in sel:
+            if r["bound"]:
+                lines.append(f"  lower bound {r['run']} (x = {r['x']:.2f}): > {r['lo']:,}, fit {at(r['x']):,.0f}")
+        for name, x in TARGETS.items():
+            lines.append(f"  {name} (x = {x:.2f}): {at(x):.2g} steps")
+    return lines
+
+
 def main(argv):
     table = argv[1] if len(argv) > 1 else "docs/search/plateau.csv"
     stem = argv[2] if len(argv) > 2 else os.path.join(os.path.dirname(table), "plateau")
@@ -212,6 +249,9 @@ def main(argv):
         else:
             when = f"{r['lo']:,}-{r['hi']:,}"
         print(f"| {r['run']} | {r['round']} | {r['p']} | {r['n_id']} | {r['x']:.2f} | {r['lr']:g} | {when} | {r['how']} |")
+    print()
+    for line in fit(runs):
+        print(line)
     plot(runs, stem)
     plot_decay(runs, stem + "_decay")
 
