@@ -43,6 +43,11 @@ fn chromium() -> Option<PathBuf> {
 /// target folder for a person to look at.
 fn check_in_browser(html: &Path, name: &str) {
     let Some(bin) = chromium() else {
+        // .ci/run sets MODICL_REQUIRE_BROWSER once it has Chromium: there, no skipping.
+        assert!(
+            std::env::var_os("MODICL_REQUIRE_BROWSER").is_none(),
+            "MODICL_REQUIRE_BROWSER is set but no chromium was found"
+        );
         eprintln!("SKIPPED browser check of {name}: no chromium (apt-get install chromium)");
         return;
     };

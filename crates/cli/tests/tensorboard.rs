@@ -111,9 +111,23 @@ fn decode(path: &Path) -> (String, BTreeMap<(String, u64), f32>) {
     (version, out)
 }
 
-/// A virtual environment with the `tensorboard` package, made once per target folder; None
-/// (with the reason printed) when it cannot be installed.
+/// A Python with the `tensorboard` package: `MODICL_TENSORBOARD_PYTHON` when set (.ci/run
+/// installs one), else a virtual environment made once per target folder; None (with the reason
+/// printed) when it cannot be installed. With `MODICL_REQUIRE_TENSORBOARD` set (.ci/run, once
+/// its install worked) a failure is a panic, so the check cannot pass by skipping.
 fn tensorboard_python() -> Option<PathBuf> {
+    let found = find_tensorboard_python();
+    assert!(
+        found.is_some() || std::env::var_os("MODICL_REQUIRE_TENSORBOARD").is_none(),
+        "MODICL_REQUIRE_TENSORBOARD is set but no Python with tensorboard could be had"
+    );
+    found
+}
+
+fn find_tensorboard_python() -> Option<PathBuf> {
+    if let Some(py) = std::env::var_os("MODICL_TENSORBOARD_PYTHON") {
+        return Some(PathBuf::from(py));
+    }
     let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("tensorboard-venv");
     let py = venv.join("bin/python");
     let ok = |p: &Path| {
