@@ -14,16 +14,7 @@ fn gpu_or_skip() -> Option<Gpu> {
     modicl_cuda::device_or_skip().map(|_| Gpu::open().unwrap())
 }
 
-fn rel(a: &[f32], b: &[f32]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    let num: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
-        .sum();
-    let den: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
-    (num / den.max(1e-30)).sqrt()
-}
+use modicl_testkit::rel;
 
 /// A data set, a model and an optimizer config for one case.
 fn case(act: Activation, tied: bool) -> (Dataset, ModelConfig, AdamWConfig) {

@@ -60,16 +60,7 @@ impl Fixture {
     }
 }
 
-fn rel_err(a: &[f32], b: &[f32]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    let num: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
-        .sum();
-    let den: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
-    (num / den.max(1e-30)).sqrt()
-}
+use modicl_testkit::rel as rel_err;
 
 fn check(what: &str, got: &[f32], want: &[f32]) {
     check_tol(what, got, want, TOL)

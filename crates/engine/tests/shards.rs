@@ -52,11 +52,7 @@ fn step(cfg: &ModelConfig, count: usize) -> (Vec<f32>, Vec<bool>, f32, Vec<f32>)
     (l, c, loss.mean, grads)
 }
 
-fn rel(a: &[f32], b: &[f32]) -> f64 {
-    let num: f64 = a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum();
-    let den: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
-    (num / den.max(1e-300)).sqrt()
-}
+use modicl_testkit::rel;
 
 #[test]
 fn shards_match_the_whole_batch() {

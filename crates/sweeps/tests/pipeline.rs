@@ -6,33 +6,16 @@ use std::fs;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use modicl_config::Config;
 use modicl_sweeps::collect::{self, State};
 use modicl_sweeps::exec::{self, RunResult, SweepObserver};
 use modicl_sweeps::grid::Axis;
 use modicl_sweeps::plan::{self, Manifest, PlannedRun, SweepDir};
 use modicl_trainer::{Device, Metric};
 
-/// A tiny run (p = 7, 8 tasks, d 16, 30 steps) and a sweep over two learning rates.
+/// The tiny run of the tests (30 steps here) and a sweep over two learning rates.
 fn manifest() -> Manifest {
-    let mut c = Config::resolve(None, None, &[]).unwrap();
-    for o in [
-        "task.p=7",
-        "task.n_base=2",
-        "task.batch=16",
-        "task.examples=6",
-        "model.d_model=16",
-        "model.heads=2",
-        "model.layers=2",
-        "train.steps=30",
-        "train.warmup=4",
-        "train.eval_every=5",
-        "train.checkpoints=log:3",
-        "train.save_every=6",
-        "eval.seqs_per_task=2",
-    ] {
-        c.apply_override(o).unwrap();
-    }
+    let mut c = modicl_testkit::tiny();
+    c.apply_override("train.steps=30").unwrap();
     c.check().unwrap();
     plan::plan(&c, &[Axis::parse("optim.lr=0.003,0.001").unwrap()]).unwrap()
 }

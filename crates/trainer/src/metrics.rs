@@ -50,23 +50,26 @@ fn table(header: &str, fill: impl FnOnce(&mut csv::Writer<Vec<u8>>) -> csv::Resu
     String::from_utf8(bytes).expect("UTF-8 fields make UTF-8 CSV")
 }
 
+/// The columns `loss,acc,acc_last,correct,count,correct_last,count_last` of a set.
+fn totals(m: &SetMetrics) -> [String; 7] {
+    [
+        m.loss.to_string(),
+        m.acc().to_string(),
+        m.acc_last().to_string(),
+        m.correct.to_string(),
+        m.count.to_string(),
+        m.correct_last.to_string(),
+        m.count_last.to_string(),
+    ]
+}
+
 /// `metrics.csv` for these records.
 pub fn metrics_csv(records: &[Record]) -> String {
     table(METRICS_HEADER, |w| {
         for r in records {
             for m in &r.sets {
-                w.write_record([
-                    r.step.to_string(),
-                    m.set.to_string(),
-                    r.lr.to_string(),
-                    m.loss.to_string(),
-                    m.acc().to_string(),
-                    m.acc_last().to_string(),
-                    m.correct.to_string(),
-                    m.count.to_string(),
-                    m.correct_last.to_string(),
-                    m.count_last.to_string(),
-                ])?;
+                let head = [r.step.to_string(), m.set.to_string(), r.lr.to_string()];
+                w.write_record(head.into_iter().chain(totals(m)))?;
             }
         }
         Ok(())
@@ -78,19 +81,13 @@ pub fn stages_csv(records: &[Record], stages: &[AddedTasks]) -> String {
     table(STAGES_HEADER, |w| {
         for r in records {
             for (m, a) in r.added.iter().zip(stages) {
-                w.write_record([
+                let head = [
                     r.step.to_string(),
                     a.stage.to_string(),
                     a.from.to_string(),
                     a.tasks.len().to_string(),
-                    m.loss.to_string(),
-                    m.acc().to_string(),
-                    m.acc_last().to_string(),
-                    m.correct.to_string(),
-                    m.count.to_string(),
-                    m.correct_last.to_string(),
-                    m.count_last.to_string(),
-                ])?;
+                ];
+                w.write_record(head.into_iter().chain(totals(m)))?;
             }
         }
         Ok(())

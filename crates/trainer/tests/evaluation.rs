@@ -2,11 +2,9 @@
 //! are run in (training evaluates in chunks of `task.batch` rows, `modicl eval` in chunks of at
 //! most 512), the shards a chunk is split into, or the thread count.
 
-mod common;
-
-use common::tiny;
 use modicl_data::Dataset;
 use modicl_engine::{Model, Shards};
+use modicl_testkit::tiny;
 use modicl_trainer::{model_config, Evaluator, SetMetrics};
 
 #[test]

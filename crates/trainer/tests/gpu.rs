@@ -2,13 +2,11 @@
 //! host evaluator's, and a short run's metrics on either device. Needs a GPU: without one each
 //! test prints SKIPPED and the reason. tools/gpu/check.sh runs this binary on a GPU machine.
 
-mod common;
-
 use std::sync::atomic::AtomicBool;
 
-use common::tiny;
 use modicl_data::Dataset;
 use modicl_engine::{AdamWConfig, Model, Shards};
+use modicl_testkit::tiny;
 use modicl_trainer::{model_config, Device, Evaluator, Observer, RunDir, Trainer};
 
 struct Quiet;

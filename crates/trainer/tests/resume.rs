@@ -1,13 +1,11 @@
 //! A run is a pure function of its config: interrupted and resumed, or resumed from an older
 //! checkpoint with metrics written past it, it ends byte-identical to an uninterrupted run.
 
-mod common;
-
 use std::fs;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use common::tiny;
+use modicl_testkit::tiny;
 use modicl_trainer::{Observer, Outcome, RunDir, TrainError, Trainer};
 
 struct Quiet;
