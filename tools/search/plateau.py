@@ -174,9 +174,27 @@ def plot_decay(runs, stem):
             ax.scatter([x], [math.sqrt(r["lo"] * hi)], marker="o", color=color, s=42, zorder=3)
             if hi > r["lo"]:
                 ax.plot([x, x], [r["lo"], hi], color=color, lw=1.2)
-        offset = (-9, -17) if r["bound"] else (6, -6)
+    # Labels of runs at one lr x wd alternate right and left (by height), so they do not overlap.
+    # A lower bound that shares its lr x wd with a run that left goes to the upper left.
+    side = {}
+    for x in {r["lr"] * r["wd"] for r in sel}:
+        same = [r for r in sel if r["lr"] * r["wd"] == x]
+        left = sorted((r for r in same if not r["bound"]), key=lambda r: r["lo"])
+        for i, r in enumerate(left):
+            side[id(r)] = i % 2
+        for r in same:
+            if r["bound"]:
+                side[id(r)] = 1 if left else 0
+    for r in sel:
+        x = r["lr"] * r["wd"]
+        left = side[id(r)] == 1
+        if r["bound"]:
+            offset = (-9, -17) if not left else (-8, 4)
+        else:
+            offset = (6, -6) if not left else (-6, -6)
         ax.annotate(f"lr {r['lr']:g}\nwd {r['wd']:g}", (x, r["lo"]), textcoords="offset points",
-                    xytext=offset, fontsize=6, color="#333333", linespacing=0.9)
+                    xytext=offset, fontsize=6, color="#333333", linespacing=0.9,
+                    ha="right" if left else "left")
     ax.set_xscale("log")
     ax.set_yscale("log")
     top = max(r["lo"] if r["bound"] else r["hi"] for r in sel)
