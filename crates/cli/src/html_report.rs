@@ -301,7 +301,7 @@ pub fn run_report(dir: &Path) -> anyhow::Result<PathBuf> {
         ));
         if let (Ok(mut r), Ok(ds)) = (records, modicl_data::Dataset::for_run(&cfg)) {
             let added = ds.curriculum.added();
-            if metrics::read_stages(&run.stages(), &mut r, &added, k).is_ok() {
+            if metrics::read_stages(&run.stages(), &mut r, added, k).is_ok() {
                 let _ = report::stages(&r, &stages, cfg.task.p, &run.plots().join("stages"), &name);
             }
         }

@@ -44,8 +44,7 @@ pub fn table(sets: &[SetMetrics], oracles: Option<&SetOracles>) -> String {
         let _ = write!(out, " {:>10}", m.count);
         // A training batch of a context-length curriculum's shorter stage ends before the
         // last shot: the full-length oracles do not apply to it.
-        let short = m.shot_count.last() == Some(&0) && m.count_last > 0;
-        if let (Some(_), true) = (oracles, short) {
+        if let (Some(_), true) = (oracles, m.ends_early()) {
             let _ = write!(out, " {:>8} {:>6} {:>8} {:>6}", "-", "-", "-", "-");
         } else if let Some(o) = oracles {
             let o = o.get(m.set);

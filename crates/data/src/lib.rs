@@ -126,6 +126,8 @@ pub struct Curriculum {
     /// The tasks of each stage of the task-count curriculum, in stage order: prefixes of the
     /// pre-training list.
     prefixes: Vec<Vectors>,
+    /// What each stage after the first adds to the one before ([`Curriculum::added`]).
+    added: Vec<AddedTasks>,
 }
 
 impl Curriculum {
@@ -166,24 +168,8 @@ impl Curriculum {
 
     /// The tasks each stage of the task-count curriculum adds to the one before (every stage
     /// but the first), in stage order; empty when the curriculum is off.
-    pub fn added(&self) -> Vec<AddedTasks> {
-        let stages = &self.section.tasks.0;
-        stages
-            .windows(2)
-            .zip(self.prefixes.windows(2))
-            .enumerate()
-            .map(|(i, (s, v))| {
-                let (before, now) = (v[0].len() * v[0].dim, v[1].len() * v[1].dim);
-                AddedTasks {
-                    stage: i + 1,
-                    from: s[1].from,
-                    tasks: Vectors {
-                        dim: v[1].dim,
-                        data: v[1].data[before..now].to_vec(),
-                    },
-                }
-            })
-            .collect()
+    pub fn added(&self) -> &[AddedTasks] {
+        &self.added
     }
 }
 
@@ -308,13 +294,20 @@ impl Dataset {
             return Err(ConfigError::invalid("curriculum.mix_tasks", c.mix_tasks, why).into());
         }
         let d = self.tasks.id.dim;
+        let tasks = |lo: u32, hi: u32| Vectors {
+            dim: d,
+            data: self.tasks.id.data[lo as usize * d..hi as usize * d].to_vec(),
+        };
         self.curriculum = Curriculum {
             section: c.clone(),
-            prefixes: stages
-                .iter()
-                .map(|s| Vectors {
-                    dim: d,
-                    data: self.tasks.id.data[..s.count as usize * d].to_vec(),
+            prefixes: stages.iter().map(|s| tasks(0, s.count)).collect(),
+            added: stages
+                .windows(2)
+                .enumerate()
+                .map(|(i, w)| AddedTasks {
+                    stage: i + 1,
+                    from: w[1].from,
+                    tasks: tasks(w[0].count, w[1].count),
                 })
                 .collect(),
         };
@@ -396,21 +389,8 @@ impl Dataset {
     /// sequences of each, on the training inputs (as the batches that will train them). A pure
     /// function of `(data_seed, stage, per_task)`; uses the configured batch layout.
     pub fn added_set(&self, added: &AddedTasks, per_task: usize) -> Batch {
-        let mut rng = Rng::stream(self.config.data_seed, Domain::StageSet, added.stage as u64);
-        let mut b = Batch::default();
-        batch::fill(
-            &mut b,
-            batch::Draw {
-                tasks: &added.tasks,
-                inputs: &self.inputs.train,
-                per_task,
-            },
-            self.space.p,
-            self.seq,
-            self.config.layout,
-            &mut rng,
-        );
-        b
+        let rng = Rng::stream(self.config.data_seed, Domain::StageSet, added.stage as u64);
+        self.fixed_set(&added.tasks, &self.inputs.train, per_task, rng)
     }
 
     /// A fixed evaluation set: `per_task` sequences of every task of the set, task-major, with
@@ -418,7 +398,13 @@ impl Dataset {
     /// `(data_seed, set, per_task)`; uses the configured batch layout.
     pub fn eval_set(&self, set: EvalSet, per_task: usize) -> Batch {
         let (tasks, inputs) = self.eval_parts(set);
-        let mut rng = Rng::stream(self.config.data_seed, Domain::EvalSet, set as u64);
+        let rng = Rng::stream(self.config.data_seed, Domain::EvalSet, set as u64);
+        self.fixed_set(tasks, inputs, per_task, rng)
+    }
+
+    /// `per_task` sequences of every task of `tasks`, task-major, every example drawn from
+    /// `inputs` with `rng`, in the configured batch layout.
+    fn fixed_set(&self, tasks: &Vectors, inputs: &Vectors, per_task: usize, mut rng: Rng) -> Batch {
         let mut b = Batch::default();
         batch::fill(
             &mut b,

@@ -77,6 +77,13 @@ impl SetMetrics {
         self
     }
 
+    /// Whether these metrics end before their last shot: a training batch of a
+    /// context-length curriculum's shorter stage, [`SetMetrics::padded`] to k shots (its last
+    /// shot is its own, earlier one).
+    pub fn ends_early(&self) -> bool {
+        self.shot_count.last() == Some(&0) && self.count_last > 0
+    }
+
     /// Accuracy at shot `i`.
     pub fn acc_shot(&self, i: usize) -> f64 {
         ratio(self.shot_correct[i], self.shot_count[i])

@@ -71,27 +71,16 @@ impl SetSummary {
     /// own last shot comes earlier, gets no oracle fields rather than wrong ones).
     pub fn of(m: &SetMetrics, o: Oracles) -> SetSummary {
         let acc_last = m.acc_last();
-        if m.shot_count.last() == Some(&0) && m.count_last > 0 {
-            return SetSummary {
-                loss: m.loss,
-                acc: m.acc(),
-                acc_last,
-                count_last: m.count_last,
-                rm_last: None,
-                mr_last: None,
-                rm_frac: None,
-                mr_frac: None,
-            };
-        }
+        let o = (!m.ends_early()).then_some(o);
         SetSummary {
             loss: m.loss,
             acc: m.acc(),
             acc_last,
             count_last: m.count_last,
-            rm_last: Some(o.rm),
-            mr_last: Some(o.mr),
-            rm_frac: Some(acc_last / o.rm),
-            mr_frac: Some(acc_last / o.mr),
+            rm_last: o.map(|o| o.rm),
+            mr_last: o.map(|o| o.mr),
+            rm_frac: o.map(|o| acc_last / o.rm),
+            mr_frac: o.map(|o| acc_last / o.mr),
         }
     }
 
@@ -420,7 +409,7 @@ impl Trainer {
         };
         let added = ds.curriculum.added();
         if !added.is_empty() && dir.stages().is_file() {
-            metrics::read_stages(&dir.stages(), &mut records, &added, ds.seq.examples)?;
+            metrics::read_stages(&dir.stages(), &mut records, added, ds.seq.examples)?;
         }
         let mut t = Trainer::assemble(cfg, dir, ds, model, opt, records, best, step);
         t.skipped = skipped;
@@ -793,7 +782,7 @@ impl Trainer {
         if !added.is_empty() {
             rundir::write_atomic(
                 &self.dir.stages(),
-                metrics::stages_csv(&self.records, &added).as_bytes(),
+                metrics::stages_csv(&self.records, added).as_bytes(),
             )?;
         }
         if self.cfg.train.tensorboard {

@@ -120,7 +120,7 @@ pub fn verify_run(dir: &RunDir) -> Result<RunReport, TrainError> {
             .map_err(TrainError::from)
             .and_then(|ds| {
                 let mut r = metrics::read(&dir.metrics(), &dir.shots(), u64::MAX, k)?;
-                metrics::read_stages(&dir.stages(), &mut r, &ds.curriculum.added(), k)?;
+                metrics::read_stages(&dir.stages(), &mut r, ds.curriculum.added(), k)?;
                 Ok(r.iter().map(|r| r.added.len()).sum::<usize>())
             });
         match read {
